@@ -1,0 +1,78 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from handpose.config import ConfigError, load_params, validate, variant_config, write_variant_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def params():
+    return load_params(ROOT / "params.yaml")
+
+
+def test_default_params_are_valid_and_hold_the_paper_variants(params):
+    assert params["variants"] == {
+        "baseline": ["hm", "pose", "len", "dir"],
+        "m_cos_1": ["hm", "pose", "len", "dir", "cos"],
+        "m_cos_2": ["hm", "pose", "cos"],
+        "m_asm": ["hm", "pose", "asm"],
+    }
+    assert params["loss"] == {"hm": 0.1, "pose": 1.0, "len": 0.01, "dir": 0.1, "cos": 10.0, "asm": 100.0}
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda p: p["loss"].update(coss=5), "loss.coss"),
+        (lambda p: p["loss"].update(cos="ten"), "loss.cos"),
+        (lambda p: p["loss"].update(cos=True), "loss.cos"),
+        (lambda p: p["loss"].update(pose=-1), "loss.pose"),
+        (lambda p: p["variants"].update(m_new=["hm", "cosine"]), "variants.m_new"),
+        (lambda p: p["variants"].update(m_new=[]), "variants.m_new"),
+        (lambda p: p["train"].pop("epochs"), "train.epochs"),
+        (lambda p: p["model"].update(uv="max"), "model.uv"),
+        (lambda p: p["heatmap"].update(size=17), "heatmap.size"),
+        (lambda p: p["model"].update(dropout=[0.3, 1.5]), "model.dropout[1]"),
+        (lambda p: p.update(trian={}), "trian"),
+        (lambda p: p["data"].update(n_train=10**6), "data.n_train"),
+    ],
+)
+def test_bad_params_fail_naming_the_key(params, edit, key):
+    bad = copy.deepcopy(params)
+    edit(bad)
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        validate(bad)
+
+
+def test_load_params_names_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("loss: [unclosed\n")
+    with pytest.raises(ConfigError, match="params.yaml"):
+        load_params(bad)
+
+
+def test_variant_config_holds_only_its_own_terms(params):
+    assert variant_config(params, "baseline")["losses"] == {"hm": 0.1, "pose": 1.0, "len": 0.01, "dir": 0.1}
+    assert "asm" not in variant_config(params, "m_cos_2") and "asm" in variant_config(params, "m_asm")
+    with pytest.raises(ConfigError, match="variants.nope"):
+        variant_config(params, "nope")
+
+
+def test_changing_cos_rewrites_only_the_cos_variants(params, tmp_path):
+    before = {p.stem: p.read_bytes() for p in write_variant_configs(params, tmp_path / "a")}
+    changed = copy.deepcopy(params)
+    changed["loss"]["cos"] = 5
+    after = {p.stem: p.read_bytes() for p in write_variant_configs(validate(changed), tmp_path / "b")}
+    assert {v for v in before if before[v] != after[v]} == {"m_cos_1", "m_cos_2"}
+
+
+def test_params_yaml_round_trips(params, tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert load_params(path) == params
