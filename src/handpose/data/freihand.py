@@ -1,0 +1,115 @@
+"""The one reader of the FreiHAND v2 layout (the real dataset or the synthetic one).
+
+    root/training_xyz.json    P x 21 x 3 joints, metres, camera space
+    root/training_K.json      P x 3 x 3 intrinsics
+    root/training_scale.json  P floats (length of the bone skeleton.SCALE_BONE)
+    root/training/rgb/%08d.jpg   N = k * P images; image i shows pose i % P
+    root/training/mask/%08d.jpg  hand masks
+
+Anything else in the folder is ignored. Opening validates the labels and counts the images without
+decoding any; images are read on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from handpose.skeleton import NUM_JOINTS
+
+
+class FreiHANDError(ValueError):
+    """A FreiHAND folder is missing something or holds something malformed."""
+
+
+@dataclass(frozen=True)
+class FreiHAND:
+    root: Path
+    xyz: np.ndarray  # (P, 21, 3) float32, metres
+    K: np.ndarray  # (P, 3, 3) float32
+    scale: np.ndarray  # (P,) float32
+    num_images: int  # number of training/rgb/*.jpg files
+
+    @property
+    def num_poses(self) -> int:
+        return len(self.xyz)
+
+    def pose_index(self, image_index: int) -> int:
+        return self._check_index(image_index) % self.num_poses
+
+    def rgb_path(self, image_index: int) -> Path:
+        return self.root / "training" / "rgb" / f"{self._check_index(image_index):08d}.jpg"
+
+    def mask_path(self, image_index: int) -> Path:
+        # Real FreiHAND has one mask per pose: the extra images only change background and colours.
+        return self.root / "training" / "mask" / f"{self.pose_index(image_index):08d}.jpg"
+
+    def read_rgb(self, image_index: int) -> np.ndarray:
+        """Image `image_index` as (H, W, 3) uint8 in RGB order."""
+        path = self.rgb_path(image_index)
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FreiHANDError(f"{path}: missing or not a readable image")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def _check_index(self, image_index: int) -> int:
+        if not 0 <= image_index < self.num_images:
+            raise IndexError(f"image index {image_index} out of range [0, {self.num_images}) in {self.root}")
+        return int(image_index)
+
+
+def _load_array(path: Path, trailing_shape: tuple[int, ...], shape_text: str) -> np.ndarray:
+    """Read a json list of P arrays of `trailing_shape` as float32, or raise naming the file."""
+    if not path.is_file():
+        raise FreiHANDError(f"{path}: file missing")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FreiHANDError(f"{path}: not valid JSON ({e})") from e
+    try:
+        array = np.asarray(data, dtype=np.float32)
+    except (ValueError, TypeError) as e:  # ragged lists or non-numbers
+        raise FreiHANDError(f"{path}: expected a {shape_text} array of numbers ({e})") from e
+    if array.ndim != 1 + len(trailing_shape) or array.shape[1:] != trailing_shape or len(array) == 0:
+        raise FreiHANDError(f"{path}: expected a {shape_text} array with N >= 1, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        bad = int(np.argmax(~np.isfinite(array).reshape(len(array), -1).all(1)))
+        raise FreiHANDError(f"{path}: non-finite values (first at entry {bad})")
+    return array
+
+
+def _count_jpgs(folder: Path) -> int:
+    # Counting directory entries is fast even for 130k images; nothing is decoded.
+    with os.scandir(folder) as entries:
+        return sum(1 for e in entries if e.name.endswith(".jpg") and e.is_file())
+
+
+def open_freihand(root: str | Path) -> FreiHAND:
+    """Validate and open a FreiHAND v2 folder; raises FreiHANDError naming the offending path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FreiHANDError(f"{root}: dataset root missing or not a folder")
+    xyz = _load_array(root / "training_xyz.json", (NUM_JOINTS, 3), f"N x {NUM_JOINTS} x 3")
+    K = _load_array(root / "training_K.json", (3, 3), "N x 3 x 3")
+    scale = _load_array(root / "training_scale.json", (), "length-N")
+    if not len(xyz) == len(K) == len(scale):
+        raise FreiHANDError(
+            f"{root}: pose counts differ: training_xyz.json has {len(xyz)}, training_K.json {len(K)}, "
+            f"training_scale.json {len(scale)}"
+        )
+    rgb_dir = root / "training" / "rgb"
+    if not rgb_dir.is_dir():
+        raise FreiHANDError(f"{rgb_dir}: image folder missing")
+    num_images = _count_jpgs(rgb_dir)
+    if num_images == 0:
+        raise FreiHANDError(f"{rgb_dir}: no .jpg images")
+    if num_images % len(xyz):
+        raise FreiHANDError(
+            f"{rgb_dir}: {num_images} images is not a multiple of the {len(xyz)} poses in training_xyz.json"
+        )
+    return FreiHAND(root=root, xyz=xyz, K=K, scale=scale, num_images=num_images)

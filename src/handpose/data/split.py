@@ -1,0 +1,69 @@
+"""Choose train/test poses and decode their images once into compact arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from handpose.atomic import atomic_path
+from handpose.data.freihand import open_freihand
+
+SPLITS = ("train", "test")
+
+
+def choose_images(num_poses: int, num_images: int, n_train: int, n_test: int, seed: int) -> dict[str, np.ndarray]:
+    """Image indices of each split. Splits are disjoint by pose, so no pose seen in training
+    (under any background) is tested; each pose contributes one of its images at random."""
+    if n_train + n_test > num_poses:
+        raise ValueError(f"data.n_train + data.n_test = {n_train + n_test} exceeds the {num_poses} poses available")
+    rng = np.random.default_rng(seed)
+    poses = rng.permutation(num_poses)[: n_train + n_test]
+    versions = rng.integers(num_images // num_poses, size=n_train + n_test)
+    images = poses + num_poses * versions
+    return {"train": np.sort(images[:n_train]), "test": np.sort(images[n_train:])}
+
+
+def write_split(
+    dataset: str | Path, out: str | Path, n_train: int, n_test: int, seed: int, input_size: int, progress: bool = True
+) -> None:
+    """Write out/{train,test}.npz: images (N,S,S,3) uint8 RGB at `input_size`, xyz (N,21,3) metres,
+    K (N,3,3), scale (N,), image ids, and the original image size (uv stays in its pixels)."""
+    data = open_freihand(dataset)
+    chosen = choose_images(data.num_poses, data.num_images, n_train, n_test, seed)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for name, ids in chosen.items():
+            images = np.empty((len(ids), input_size, input_size, 3), np.uint8)
+            image_size = None
+            for row, i in enumerate(tqdm(ids, desc=f"decode {name}", disable=not progress)):
+                rgb = data.read_rgb(int(i))
+                if image_size is None:
+                    image_size = rgb.shape[0]
+                elif rgb.shape[:2] != (image_size, image_size):
+                    raise ValueError(
+                        f"{data.rgb_path(int(i))}: {rgb.shape[1]}x{rgb.shape[0]} image, expected "
+                        f"{image_size}x{image_size} like the others"
+                    )
+                images[row] = cv2.resize(rgb, (input_size, input_size), interpolation=cv2.INTER_AREA)
+            poses = ids % data.num_poses
+            np.savez(
+                tmp / f"{name}.npz",
+                images=images,
+                xyz=data.xyz[poses],
+                K=data.K[poses],
+                scale=data.scale[poses],
+                image_ids=ids,
+                image_size=np.int64(image_size),
+            )
+
+
+def load_split(split_dir: str | Path, name: str) -> dict[str, np.ndarray]:
+    """Read one split written by `write_split` into memory."""
+    path = Path(split_dir) / f"{name}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split not found (run the `split` stage)")
+    with np.load(path) as f:
+        return {key: f[key] for key in f.files}

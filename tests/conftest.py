@@ -1,0 +1,24 @@
+"""Tiny fixtures built in code: a small synthetic FreiHAND-layout dataset and its split."""
+
+from pathlib import Path
+
+import pytest
+
+from handpose.data.split import load_split, write_split
+from handpose.data.synthetic import write_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "freihand"
+    write_dataset(root, n=40, seed=0, workers=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_split(tiny_dataset, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("split") / "split"
+    write_split(tiny_dataset, out, n_train=24, n_test=8, seed=0, input_size=32, progress=False)
+    return {"train": load_split(out, "train"), "test": load_split(out, "test"), "dir": out}
