@@ -1,0 +1,69 @@
+"""Gaussian joint heatmaps, and the mapping between image pixels and heatmap cells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from handpose.atomic import atomic_path
+from handpose.camera import project
+
+
+def image_to_heatmap(uv: np.ndarray, image_size: int, heatmap_size: int) -> np.ndarray:
+    """Image pixel coordinates -> heatmap coordinates (pixel centres align)."""
+    return (uv + 0.5) * (heatmap_size / image_size) - 0.5
+
+
+def heatmap_to_image(uv: torch.Tensor, image_size: int, heatmap_size: int) -> torch.Tensor:
+    """Heatmap coordinates -> image pixel coordinates; the inverse of `image_to_heatmap`."""
+    return (uv + 0.5) * (image_size / heatmap_size) - 0.5
+
+
+def gaussian_heatmaps(uv: np.ndarray, image_size: int, heatmap_size: int, sigma: float) -> np.ndarray:
+    """(N, J, 2) image pixels -> (N, J, H, H) float32 Gaussians with peak 1 at each joint."""
+    centre = image_to_heatmap(np.asarray(uv, np.float32), image_size, heatmap_size)
+    grid = np.arange(heatmap_size, dtype=np.float32)
+    gx = np.exp(-((grid - centre[..., 0:1]) ** 2) / (2 * sigma**2))  # (N, J, W)
+    gy = np.exp(-((grid - centre[..., 1:2]) ** 2) / (2 * sigma**2))  # (N, J, H)
+    return gy[..., :, None] * gx[..., None, :]
+
+
+def soft_argmax(heatmaps: torch.Tensor, radius: int | None = None) -> torch.Tensor:
+    """(B, J, H, W) -> (B, J, 2) sub-pixel (x, y): the centre of mass of the positive heatmap values
+    within `radius` cells of each maximum (default max(2, W // 8)). Differentiable in those values.
+
+    A window, rather than the whole map, keeps background noise from pulling the estimate to the
+    centre, and a plain (not softmax) weighting keeps a Gaussian's centre unbiased.
+    """
+    b, j, h, w = heatmaps.shape
+    radius = max(2, w // 8) if radius is None else radius
+    x = heatmaps.float()
+    peak = hard_argmax(x)  # (B, J, 2)
+    xs = torch.arange(w, device=x.device, dtype=x.dtype)
+    ys = torch.arange(h, device=x.device, dtype=x.dtype)
+    in_x = (xs - peak[..., :1]).abs() <= radius  # (B, J, W)
+    in_y = (ys - peak[..., 1:]).abs() <= radius  # (B, J, H)
+    window = in_y[..., :, None] & in_x[..., None, :]
+    weights = torch.where(window, x.clamp_min(0), 0.0)
+    # A tiny weight at the peak itself keeps all-negative windows well defined.
+    at_peak = (xs == peak[..., :1])[..., None, :] & (ys == peak[..., 1:])[..., :, None]
+    weights = weights + 1e-6 * at_peak
+    total = weights.sum((2, 3))
+    return torch.stack([(weights.sum(2) * xs).sum(-1) / total, (weights.sum(3) * ys).sum(-1) / total], dim=-1)
+
+
+def hard_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
+    """(B, J, H, W) -> (B, J, 2) integer (x, y) of each maximum; no gradient (the paper's code)."""
+    b, j, h, w = heatmaps.shape
+    idx = heatmaps.detach().reshape(b, j, h * w).argmax(-1)
+    return torch.stack([idx % w, idx // w], dim=-1).to(torch.float32)
+
+
+def write_heatmaps(split: dict[str, np.ndarray], out: str | Path, size: int, sigma: float) -> None:
+    """Training targets for one split: (N, 21, size, size) float16 from the K @ xyz projections."""
+    uv = project(split["xyz"], split["K"])
+    maps = gaussian_heatmaps(uv, int(split["image_size"]), size, sigma).astype(np.float16)
+    with atomic_path(out) as tmp:
+        np.save(tmp, maps)

@@ -1,0 +1,72 @@
+"""Pose metrics: one definition each. Inputs are (N, 21, 3) camera-space joints in metres."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handpose.skeleton import FINGER_JOINTS, JOINT_NAMES, ROOT
+
+MM = 1000.0
+PCK_THRESHOLDS_MM = np.linspace(0, 50, 100)
+
+
+def joint_errors_mm(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(N, 21) Euclidean distance per joint, in mm."""
+    return np.linalg.norm(pred - true, axis=-1) * MM
+
+
+def root_relative(pose: np.ndarray) -> np.ndarray:
+    return pose - pose[:, ROOT : ROOT + 1]
+
+
+def procrustes_align(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Align each predicted pose to the truth with the best rotation, scale and translation
+    (FreiHAND's evaluation: centre, normalise, orthogonal Procrustes, rescale)."""
+    mu_p, mu_t = pred.mean(1, keepdims=True), true.mean(1, keepdims=True)
+    p, t = pred - mu_p, true - mu_t
+    norm_p = np.linalg.norm(p, axis=(1, 2), keepdims=True)
+    norm_t = np.linalg.norm(t, axis=(1, 2), keepdims=True)
+    p, t = p / np.maximum(norm_p, 1e-12), t / np.maximum(norm_t, 1e-12)
+    u, s, vt = np.linalg.svd(np.swapaxes(p, 1, 2) @ t)  # (N, 3, 3)
+    rot = u @ vt
+    # Rotations only: flip the weakest axis where the best orthogonal map is a reflection.
+    flip = np.linalg.det(rot) < 0
+    u[flip, :, -1] *= -1
+    s[flip, -1] *= -1
+    rot = u @ vt
+    return (p @ rot) * s.sum(1)[:, None, None] * norm_t + mu_t
+
+
+def pck_curve(errors_mm: np.ndarray, thresholds_mm: np.ndarray = PCK_THRESHOLDS_MM) -> np.ndarray:
+    """Fraction of joints within each threshold."""
+    flat = errors_mm.reshape(-1)
+    return (flat[None, :] <= thresholds_mm[:, None]).mean(1)
+
+
+def auc(curve: np.ndarray, thresholds_mm: np.ndarray = PCK_THRESHOLDS_MM) -> float:
+    """Area under a PCK curve, normalised by the threshold range (1.0 = every joint at 0 mm)."""
+    return float(np.trapezoid(curve, thresholds_mm) / (thresholds_mm[-1] - thresholds_mm[0]))
+
+
+def pose_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Every headline metric for a set of predictions."""
+    errors = joint_errors_mm(pred, true)  # the paper's protocol: camera space, ground-truth root depth
+    curve = pck_curve(errors)
+    return {
+        "pose_error_mm": float(errors.mean()),
+        "mpjpe_mm": float(joint_errors_mm(root_relative(pred), root_relative(true)).mean()),
+        "pa_mpjpe_mm": float(joint_errors_mm(procrustes_align(pred, true), true).mean()),
+        "auc_pck_0_50": auc(curve),
+        "pck_20mm": float((errors <= 20).mean()),
+        "pck_30mm": float((errors <= 30).mean()),
+    }
+
+
+def per_finger_errors_mm(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    errors = joint_errors_mm(pred, true)
+    return {finger: float(errors[:, list(joints)].mean()) for finger, joints in FINGER_JOINTS.items()}
+
+
+def per_joint_errors_mm(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    errors = joint_errors_mm(pred, true).mean(0)
+    return dict(zip(JOINT_NAMES, map(float, errors)))

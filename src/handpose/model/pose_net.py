@@ -1,0 +1,125 @@
+"""The full network: hourglass heatmaps -> residual latent net -> MLP depths -> lift to camera space."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from handpose import camera
+from handpose.heatmaps import hard_argmax, heatmap_to_image, soft_argmax
+from handpose.model.hourglass import Residual, StackedHourglass
+from handpose.skeleton import NUM_JOINTS, ROOT
+
+LATENT_SIDE = 4  # the latent net pools the heatmap grid down to 4x4 before flattening
+
+
+def capped_depth(requested: int, heatmap_size: int) -> int:
+    """Cap the recursion so the bottleneck stays >= 2x2 (BatchNorm over a 1x1 map is degenerate)."""
+    return max(1, min(requested, int(math.log2(heatmap_size)) - 1))
+
+
+class LatentNet(nn.Module):
+    """Last-stack features + heatmaps -> 1x1 conv -> strided residual stages -> flat latent vector."""
+
+    def __init__(self, features: int, joints: int, heatmap_size: int):
+        super().__init__()
+        stages = max(0, int(math.log2(heatmap_size // LATENT_SIDE)))
+        self.inp = nn.Conv2d(features + joints, features, 1)
+        self.stages = nn.Sequential(
+            *(nn.Sequential(Residual(features, features), nn.MaxPool2d(2)) for _ in range(stages))
+        )
+        self.pool = nn.AdaptiveAvgPool2d(LATENT_SIDE)  # a no-op for power-of-two sizes
+        self.dim = features * LATENT_SIDE**2
+
+    def forward(self, features: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.stages(self.inp(torch.cat([features, heatmaps], 1)))).flatten(1)
+
+
+def mlp(inp: int, width: int, depth: int, dropout: list[float], out: int) -> nn.Sequential:
+    """`depth` hidden layers (width, width/4, ...), each Linear-BN-ReLU-Dropout; then a bare Linear."""
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        hidden = max(out, width // 4**i)
+        p = dropout[min(i, len(dropout) - 1)] if dropout else 0.0
+        layers += [nn.Linear(inp, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(p)]
+        inp = hidden
+    return nn.Sequential(*layers, nn.Linear(inp, out))
+
+
+class HandPoseNet(nn.Module):
+    """RGB image + K + ground-truth root depth and hand scale -> 21 camera-space joints.
+
+    As in the paper's code, (u, v) come from the last stack's heatmaps and the MLP predicts the
+    20 non-root depths relative to the root, divided by the hand's scale.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        features: int,
+        stacks: int,
+        hourglass_depth: int,
+        mlp_depth: int,
+        mlp_width: int,
+        dropout: list[float],
+        uv: str,
+        image_size: int,
+    ):
+        super().__init__()
+        self.heatmap_size = input_size // 4
+        self.image_size = image_size
+        self.uv_mode = uv
+        self.hourglass = StackedHourglass(
+            stacks, features, NUM_JOINTS, capped_depth(hourglass_depth, self.heatmap_size)
+        )
+        self.latent = LatentNet(features, NUM_JOINTS, self.heatmap_size)
+        self.mlp = mlp(self.latent.dim, mlp_width, mlp_depth, dropout, NUM_JOINTS - 1)
+
+    def forward(
+        self, image: torch.Tensor, K: torch.Tensor, root_depth: torch.Tensor, scale: torch.Tensor
+    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        heatmaps, features = self.hourglass(image)
+        last = heatmaps[-1]
+        uv_hm = soft_argmax(last) if self.uv_mode == "soft_argmax" else hard_argmax(last)
+        uv = heatmap_to_image(uv_hm, self.image_size, self.heatmap_size)
+        rel_depth = self.mlp(self.latent(features, last)).float()  # (B, 20), in units of scale
+        rel_depth = torch.cat([rel_depth[:, :ROOT], torch.zeros_like(rel_depth[:, :1]), rel_depth[:, ROOT:]], 1)
+        depth = root_depth[:, None] + rel_depth * scale[:, None]
+        return {"heatmaps": heatmaps, "uv": uv, "xyz": camera.lift(uv, depth, K)}
+
+
+def to_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """(B, S, S, 3) uint8 RGB -> (B, 3, S, S) float in [-0.5, 0.5]."""
+    x = images.permute(0, 3, 1, 2).float().div_(255).sub_(0.5)
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def root_relative_in_scale(xyz: torch.Tensor, root: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Poses for the losses: root-relative (ground-truth root) and in units of the hand's scale,
+    so every loss term is independent of distance to the camera and hand size."""
+    return (xyz - root[:, None]) / scale[:, None, None]
+
+
+@torch.no_grad()
+def predict(
+    model: HandPoseNet, split: dict[str, np.ndarray], batch_size: int = 64, channels_last: bool = False
+) -> dict[str, np.ndarray]:
+    """Run the model over a whole split (ground-truth root depth and scale given, as in the paper)."""
+    model.eval()
+    xyz, uv = [], []
+    for start in range(0, len(split["images"]), batch_size):
+        sl = slice(start, start + batch_size)
+        true_xyz = torch.from_numpy(split["xyz"][sl])
+        out = model(
+            to_input(torch.from_numpy(split["images"][sl]), channels_last),
+            torch.from_numpy(split["K"][sl]),
+            true_xyz[:, ROOT, 2],
+            torch.from_numpy(split["scale"][sl]),
+        )
+        xyz.append(out["xyz"].numpy())
+        uv.append(out["uv"].numpy())
+    return {"xyz": np.concatenate(xyz), "uv": np.concatenate(uv)}

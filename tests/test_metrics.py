@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from handpose.metrics import auc, pck_curve, per_finger_errors_mm, pose_metrics, procrustes_align
+
+
+def hands(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    xyz = rng.normal(0, 0.04, (n, 21, 3))
+    xyz[..., 2] += 0.6
+    return xyz
+
+
+def rotation(axis, angle):
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def test_identical_poses_score_perfectly():
+    m = pose_metrics(hands(), hands())
+    assert m["pose_error_mm"] == 0 and m["mpjpe_mm"] == 0 and m["pa_mpjpe_mm"] == pytest.approx(0, abs=1e-9)
+    assert m["pck_20mm"] == 1 and m["auc_pck_0_50"] == pytest.approx(1 - 0.5 / 100, abs=0.01)
+
+
+def test_translation_is_forgiven_by_mpjpe_not_by_pose_error():
+    true = hands()
+    m = pose_metrics(true + [0.01, 0.0, 0.0], true)
+    assert m["pose_error_mm"] == pytest.approx(10.0)
+    assert m["mpjpe_mm"] == pytest.approx(0, abs=1e-9)
+
+
+def test_rotated_scaled_copy_has_zero_pa_mpjpe():
+    true = hands()
+    pred = 1.3 * true @ rotation([1, 2, 3], 0.7).T + 0.05
+    assert pose_metrics(pred, true)["pa_mpjpe_mm"] == pytest.approx(0, abs=1e-6)
+    np.testing.assert_allclose(procrustes_align(pred, true), true, atol=1e-9)
+
+
+def test_pa_does_not_reflect():
+    true = hands()
+    mirrored = true * [-1, 1, 1]
+    assert pose_metrics(mirrored, true)["pa_mpjpe_mm"] > 1.0
+
+
+def test_pck_and_auc_on_a_constructed_error_distribution():
+    errors = np.array([[5.0, 15.0, 25.0, 100.0]])  # mm
+    curve = pck_curve(errors, np.array([0.0, 10.0, 20.0, 30.0]))
+    np.testing.assert_allclose(curve, [0, 0.25, 0.5, 0.75])
+    # Uniform errors on [0, 50] give a linear PCK curve: area 1/2.
+    uniform = np.linspace(0, 50, 10001)[None]
+    assert auc(pck_curve(uniform)) == pytest.approx(0.5, abs=0.01)
+
+
+def test_per_finger_errors():
+    true = hands()
+    pred = true.copy()
+    pred[:, 1:5] += [0.002, 0, 0]  # thumb off by 2 mm
+    errs = per_finger_errors_mm(pred, true)
+    assert errs["thumb"] == pytest.approx(2.0) and errs["pinky"] == 0
