@@ -37,6 +37,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "seed": int,
         "channels_last": bool,
         "bf16": bool,
+        "device": str,
     },
     "loss": {term: _NUMBER for term in LOSS_TERMS},
     "asm": {"k": int, "schedule": list},
@@ -44,6 +45,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
 }
 DATA_SOURCES = ("synthetic", "freihand")
 UV_MODES = ("soft_argmax", "argmax")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 class ConfigError(ValueError):
@@ -115,6 +117,8 @@ def validate(params: dict) -> dict:
         raise ConfigError("data.n_train + data.n_test: more than the data.n_synthetic poses generated")
     if params["model"]["uv"] not in UV_MODES:
         raise ConfigError(f"model.uv: must be one of {UV_MODES}, got {params['model']['uv']!r}")
+    if params["train"]["device"] not in DEVICES:
+        raise ConfigError(f"train.device: must be one of {DEVICES}, got {params['train']['device']!r}")
     if params["model"]["input_size"] != 4 * params["heatmap"]["size"]:
         raise ConfigError(
             f"heatmap.size: the hourglass outputs input_size/4 = {params['model']['input_size'] / 4:g}, "

@@ -108,18 +108,17 @@ def root_relative_in_scale(xyz: torch.Tensor, root: torch.Tensor, scale: torch.T
 def predict(
     model: HandPoseNet, split: dict[str, np.ndarray], batch_size: int = 64, channels_last: bool = False
 ) -> dict[str, np.ndarray]:
-    """Run the model over a whole split (ground-truth root depth and scale given, as in the paper)."""
+    """Run the model over a whole split (ground-truth root depth and scale given, as in the paper),
+    on whichever device the model is on."""
     model.eval()
+    device = next(model.parameters()).device
     xyz, uv = [], []
     for start in range(0, len(split["images"]), batch_size):
         sl = slice(start, start + batch_size)
-        true_xyz = torch.from_numpy(split["xyz"][sl])
+        K, true_xyz, scale = (torch.from_numpy(split[key][sl]).to(device) for key in ("K", "xyz", "scale"))
         out = model(
-            to_input(torch.from_numpy(split["images"][sl]), channels_last),
-            torch.from_numpy(split["K"][sl]),
-            true_xyz[:, ROOT, 2],
-            torch.from_numpy(split["scale"][sl]),
+            to_input(torch.from_numpy(split["images"][sl]).to(device), channels_last), K, true_xyz[:, ROOT, 2], scale
         )
-        xyz.append(out["xyz"].numpy())
-        uv.append(out["uv"].numpy())
+        xyz.append(out["xyz"].cpu().numpy())
+        uv.append(out["uv"].cpu().numpy())
     return {"xyz": np.concatenate(xyz), "uv": np.concatenate(uv)}

@@ -1,0 +1,166 @@
+"""`handpose <stage>`: the pipeline's entry points. Argument parsing only; the work lives in the modules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from handpose.config import ConfigError, load_params, read_variant_config, write_variant_configs
+from handpose.data.freihand import FreiHANDError
+
+PARAMS_HELP = "the pipeline's params.yaml (default: %(default)s)"
+
+
+def cmd_configure(args: argparse.Namespace) -> None:
+    for path in write_variant_configs(load_params(args.params), args.out):
+        print(f"wrote {path}")
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from handpose.data.synthetic import write_dataset
+
+    data = load_params(args.params)["data"]
+    if data["source"] == "freihand":
+        raise ConfigError(
+            "data.source: 'freihand' needs the real dataset, which this pipeline does not fetch yet; use 'synthetic'"
+        )
+    write_dataset(args.out, n=data["n_synthetic"], seed=data["seed"], workers=args.workers, progress=not args.quiet)
+
+
+def cmd_split(args: argparse.Namespace) -> None:
+    from handpose.data.split import write_split
+
+    params = load_params(args.params)
+    data = params["data"]
+    write_split(
+        args.dataset,
+        args.out,
+        data["n_train"],
+        data["n_test"],
+        data["seed"],
+        params["model"]["input_size"],
+        progress=not args.quiet,
+    )
+
+
+def cmd_heatmaps(args: argparse.Namespace) -> None:
+    from handpose.data.split import load_split
+    from handpose.heatmaps import write_heatmaps
+
+    hm = load_params(args.params)["heatmap"]
+    write_heatmaps(load_split(args.split, "train"), Path(args.out) / "train.npy", hm["size"], hm["sigma"])
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from handpose.data.split import load_split
+    from handpose.train import train
+
+    config = read_variant_config(args.config)
+    heatmaps_path = Path(args.heatmaps) / "train.npy"
+    if not heatmaps_path.is_file():
+        raise FileNotFoundError(f"{heatmaps_path}: heatmaps not found (run the `heatmaps` stage)")
+    train(
+        config,
+        load_split(args.split, "train"),
+        np.load(heatmaps_path),
+        load_split(args.split, "test"),
+        args.model,
+        args.log,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from handpose.data.split import load_split
+    from handpose.evaluate import evaluate
+
+    metrics = evaluate(args.model, load_split(args.split, "test"), args.metrics, args.per_joint, args.predictions)
+    print(f"{args.model}: pose error {metrics['pose_error_mm']:.2f} mm, PA-MPJPE {metrics['pa_mpjpe_mm']:.2f} mm")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from handpose.data.split import load_split
+    from handpose.report import markdown_table, report
+
+    variants = list(load_params(args.params)["variants"])
+    summary = report(
+        variants,
+        args.predictions,
+        args.logs,
+        load_split(args.split, "train")["xyz"],
+        load_split(args.split, "test")["xyz"],
+        args.summary,
+        args.markdown,
+        args.figures,
+    )
+    print(markdown_table(summary))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="handpose", description=__doc__.split(".")[0] + ". See dvc.yaml.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    def stage(name: str, func, help: str, params: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        if params:
+            p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        return p
+
+    p = stage("configure", cmd_configure, "validate params.yaml and write one resolved config per variant")
+    p.add_argument("--out", default="configs", help="folder for <variant>.json (default: %(default)s)")
+
+    p = stage("data", cmd_data, "write the offline synthetic dataset in FreiHAND v2's layout")
+    p.add_argument("--out", default="data/freihand", help="dataset folder (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+
+    p = stage("split", cmd_split, "choose the train/test poses and decode their images into arrays")
+    p.add_argument("--dataset", default="data/freihand", help="a FreiHAND-layout folder (default: %(default)s)")
+    p.add_argument("--out", default="data/split", help="folder for train.npz and test.npz (default: %(default)s)")
+
+    p = stage("heatmaps", cmd_heatmaps, "Gaussian heatmap targets for the training split")
+    p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
+    p.add_argument("--out", default="data/heatmaps", help="folder for train.npy (default: %(default)s)")
+
+    p = stage("train", cmd_train, "train one variant from its resolved config", params=False)
+    p.add_argument("--config", required=True, help="configs/<variant>.json from `handpose configure`")
+    p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
+    p.add_argument("--heatmaps", default="data/heatmaps", help="the heatmaps folder (default: %(default)s)")
+    p.add_argument("--model", required=True, help="checkpoint to write, e.g. models/<variant>.pt")
+    p.add_argument("--log", required=True, help="per-epoch CSV log to write, e.g. plots/train/<variant>.csv")
+    p.add_argument("--resume", action="store_true", help="continue from --model's last finished epoch")
+
+    p = stage("evaluate", cmd_evaluate, "score one trained variant on the test split", params=False)
+    p.add_argument("--model", required=True, help="a checkpoint written by `handpose train`")
+    p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
+    p.add_argument("--metrics", required=True, help="JSON metrics to write, e.g. metrics/<variant>.json")
+    p.add_argument("--per-joint", required=True, help="per-joint error CSV to write")
+    p.add_argument("--predictions", required=True, help="per-sample predictions (.npz) to write")
+
+    p = stage("report", cmd_report, "compare all variants with the paper's Table 1; draw the figures")
+    p.add_argument("--predictions", default="predictions", help="folder of <variant>.npz (default: %(default)s)")
+    p.add_argument("--logs", default="plots/train", help="folder of <variant>.csv logs (default: %(default)s)")
+    p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
+    p.add_argument("--summary", default="metrics/summary.json", help="(default: %(default)s)")
+    p.add_argument("--markdown", default="metrics/summary.md", help="(default: %(default)s)")
+    p.add_argument("--figures", default="plots/report", help="folder for the PNG figures (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, FreiHANDError, FileNotFoundError, ValueError) as err:
+        print(f"handpose {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""A trained model + the test split -> metrics/<variant>.json, per-joint plot data, predictions."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from handpose.atomic import atomic_path, write_text
+from handpose.camera import project
+from handpose.metrics import per_finger_errors_mm, per_joint_errors_mm, pose_metrics
+from handpose.model.pose_net import predict
+from handpose.train import load_model, pick_device
+
+
+def evaluate(
+    model_path: str | Path,
+    test_split: dict[str, np.ndarray],
+    metrics_path: str | Path,
+    per_joint_path: str | Path,
+    predictions_path: str | Path,
+) -> dict:
+    """Score one variant on the test split (the paper's protocol: ground-truth root depth given)."""
+    model, config = load_model(model_path)
+    model.to(pick_device(config["train"]["device"]))
+    tic = time.perf_counter()
+    pred = predict(model, test_split, batch_size=1 if len(test_split["xyz"]) < 64 else 64)
+    seconds = time.perf_counter() - tic
+    true_uv = project(test_split["xyz"], test_split["K"])
+    log = torch.load(model_path, weights_only=False)["log"]
+    metrics = {
+        **pose_metrics(pred["xyz"], test_split["xyz"]),
+        "uv_error_px": float(np.linalg.norm(pred["uv"] - true_uv, axis=-1).mean()),
+        "per_finger_mm": per_finger_errors_mm(pred["xyz"], test_split["xyz"]),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_seconds": float(sum(row["seconds"] for row in log)),
+        "inference_ms_per_image": 1000 * seconds / len(test_split["xyz"]),
+        "epochs": len(log),
+        "test_samples": len(test_split["xyz"]),
+    }
+    write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    per_joint = per_joint_errors_mm(pred["xyz"], test_split["xyz"])
+    with atomic_path(per_joint_path) as tmp:
+        pd.DataFrame({"joint": list(per_joint), "error_mm": list(per_joint.values())}).to_csv(tmp, index=False)
+    with atomic_path(predictions_path) as tmp, tmp.open("wb") as f:
+        np.savez(
+            f,
+            xyz=pred["xyz"],
+            uv=pred["uv"],
+            true_xyz=test_split["xyz"],
+            true_uv=true_uv,
+            image_ids=test_split["image_ids"],
+            variant=config["variant"],
+        )
+    return metrics

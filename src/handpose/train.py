@@ -1,0 +1,168 @@
+"""One flat training loop: a variant config in, a checkpoint and a per-epoch log out."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from handpose.atomic import atomic_path
+from handpose.config import LOSS_TERMS
+from handpose.losses import asm_weight, loss_terms
+from handpose.metrics import joint_errors_mm
+from handpose.model.pose_net import HandPoseNet, predict, root_relative_in_scale, to_input
+from handpose.skeleton import ROOT
+
+
+def build_model(config: dict, image_size: int) -> HandPoseNet:
+    return HandPoseNet(**config["model"], image_size=image_size)
+
+
+def pick_device(name: str) -> torch.device:
+    """`train.device`: auto = the GPU when there is one."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device: 'cuda' requested but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def learning_rate(train: dict, epoch: int) -> float:
+    """The paper's step schedule: lr, divided by 10 from the `lr_drop_at` fraction of the epochs on."""
+    return train["lr"] * (0.1 if epoch >= math.ceil(train["lr_drop_at"] * train["epochs"]) else 1.0)
+
+
+def _write_log(rows: list[dict], path: Path) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def train(
+    config: dict,
+    train_split: dict,
+    heatmaps: np.ndarray,
+    test_split: dict,
+    model_path: str | Path,
+    log_path: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+) -> HandPoseNet:
+    """Train one variant. After every epoch the checkpoint (model, optimiser, epoch, config) and
+    the log are rewritten whole, so an interrupted run resumes from its last finished epoch."""
+    tcfg, losses = config["train"], config["losses"]
+    model_path, log_path = Path(model_path), Path(log_path)
+    torch.manual_seed(tcfg["seed"])
+    device = pick_device(tcfg["device"])
+    model = build_model(config, int(train_split["image_size"])).to(device)
+    if tcfg["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=tcfg["lr"])
+    generator = torch.Generator().manual_seed(tcfg["seed"])  # batch order, apart from dropout's global RNG
+    start, rows = 0, []
+    if resume and model_path.is_file():
+        ckpt = torch.load(model_path, weights_only=False, map_location=device)
+        if ckpt["config"] != config:
+            raise ValueError(f"{model_path}: checkpoint was trained with a different config; cannot resume")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, rows = ckpt["epoch"] + 1, ckpt["log"]
+        torch.set_rng_state(ckpt["rng"].cpu())
+        generator.set_state(ckpt["shuffle_rng"].cpu())
+
+    # The whole split lives on the device (uint8 images, float16 heatmaps): no loader on the hot path.
+    images = torch.from_numpy(train_split["images"]).to(device)
+    targets = torch.from_numpy(heatmaps).to(device)
+    xyz = torch.from_numpy(train_split["xyz"]).to(device)
+    K, scale = torch.from_numpy(train_split["K"]).to(device), torch.from_numpy(train_split["scale"]).to(device)
+    batch = tcfg["batch_size"]
+    if len(images) < batch:
+        raise ValueError(f"train.batch_size = {batch} is larger than the {len(images)} training samples")
+    # Every term is logged for comparison across variants; only the variant's own are optimised.
+    # L_asm needs asm.k, which only asm variants' configs carry.
+    logged = [t for t in LOSS_TERMS if t != "asm" or "asm" in losses]
+    asm_k = config["asm"]["k"] if "asm" in losses else 0
+
+    for epoch in range(start, tcfg["epochs"]):
+        lr = learning_rate(tcfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        lam = asm_weight(losses["asm"], config["asm"]["schedule"], epoch, tcfg["epochs"]) if "asm" in losses else 0.0
+        weights = {**losses, "asm": lam} if "asm" in losses else losses
+        model.train()
+        sums = dict.fromkeys(("loss", *logged), 0.0)
+        order = torch.randperm(len(images), generator=generator).to(device)
+        steps = len(images) // batch  # drop the incomplete last batch: BatchNorm needs > 1 sample
+        tic = time.perf_counter()
+        bar = tqdm(
+            range(steps),
+            desc=f"{config['variant']} epoch {epoch + 1}/{tcfg['epochs']}",
+            disable=not progress,
+            leave=False,
+        )
+        for step in bar:
+            idx = order[step * batch : (step + 1) * batch]
+            root = xyz[idx, ROOT]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tcfg["bf16"]):
+                out = model(to_input(images[idx], tcfg["channels_last"]), K[idx], root[:, 2], scale[idx])
+            pred = root_relative_in_scale(out["xyz"], root, scale[idx])
+            true = root_relative_in_scale(xyz[idx], root, scale[idx])
+            terms = loss_terms(logged, out["heatmaps"], targets[idx].float(), pred, true, asm_k)
+            loss = sum(w * terms[name] for name, w in weights.items())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums["loss"] += float(loss.detach())
+            for name, value in terms.items():
+                sums[name] += float(value.detach())
+            bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3g}")
+        seconds = time.perf_counter() - tic
+        val = predict(model, test_split, channels_last=tcfg["channels_last"])
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "lambda_asm": lam,
+                **{("loss" if k == "loss" else f"loss_{k}"): v / steps for k, v in sums.items()},
+                "val_pose_error_mm": float(joint_errors_mm(val["xyz"], test_split["xyz"]).mean()),
+                "seconds": seconds,
+                "samples_per_s": steps * batch / seconds,
+            }
+        )
+        tqdm.write(
+            f"{config['variant']} epoch {epoch + 1}: loss {rows[-1]['loss']:.4g}, "
+            f"val pose error {rows[-1]['val_pose_error_mm']:.2f} mm, {rows[-1]['samples_per_s']:.0f} samples/s"
+        )
+        with atomic_path(model_path) as tmp:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch,
+                    "config": config,
+                    "image_size": int(train_split["image_size"]),
+                    "log": rows,
+                    "rng": torch.get_rng_state(),
+                    "shuffle_rng": generator.get_state(),
+                },
+                tmp,
+            )
+        _write_log(rows, log_path)
+    return model
+
+
+def load_model(path: str | Path) -> tuple[HandPoseNet, dict]:
+    """A trained model (in eval mode) and its config, from a checkpoint written by `train`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model checkpoint not found (run the `train` stage)")
+    ckpt = torch.load(path, weights_only=False, map_location="cpu")
+    model = build_model(ckpt["config"], ckpt["image_size"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt["config"]

@@ -1,0 +1,77 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from handpose import train as train_module
+from handpose.camera import project
+from handpose.config import load_params, variant_config
+from handpose.evaluate import evaluate
+from handpose.heatmaps import gaussian_heatmaps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(variant: str, epochs: int = 2) -> dict:
+    params = load_params(ROOT / "params.yaml")
+    params["model"].update(input_size=32, features=16, mlp_width=32)
+    params["heatmap"]["size"] = 8
+    params["train"].update(epochs=epochs, batch_size=8)
+    return variant_config(params, variant)
+
+
+def heatmaps(split):
+    return gaussian_heatmaps(project(split["xyz"], split["K"]), 224, 8, 1.0).astype(np.float16)
+
+
+@pytest.mark.parametrize("variant", ["baseline", "m_asm"])
+def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, tiny_split, tmp_path):
+    config = tiny_config(variant)
+    train_module.train(
+        config,
+        tiny_split["train"],
+        heatmaps(tiny_split["train"]),
+        tiny_split["test"],
+        tmp_path / "m.pt",
+        tmp_path / "log.csv",
+        progress=False,
+    )
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(log) == 3
+    header = log[0].split(",")
+    assert {"epoch", "lr", "lambda_asm", "loss", "loss_hm", "loss_pose", "loss_cos", "val_pose_error_mm"} <= set(header)
+    assert ("loss_asm" in header) == (variant == "m_asm")
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=False)
+    assert {"model", "optimizer", "epoch", "config"} <= set(ckpt) and ckpt["config"] == config
+    metrics = evaluate(
+        tmp_path / "m.pt", tiny_split["test"], tmp_path / "m.json", tmp_path / "j.csv", tmp_path / "p.npz"
+    )
+    on_disk = json.loads((tmp_path / "m.json").read_text())
+    assert on_disk == metrics and np.isfinite(metrics["pose_error_mm"]) and metrics["pose_error_mm"] > 0
+
+
+def test_resume_matches_an_uninterrupted_run(tiny_split, tmp_path, monkeypatch):
+    config = tiny_config("m_cos_2", epochs=2)
+    args = (tiny_split["train"], heatmaps(tiny_split["train"]), tiny_split["test"])
+    whole = train_module.train(config, *args, tmp_path / "a.pt", tmp_path / "a.csv", progress=False)
+
+    calls = {"n": 0}
+    real_predict = train_module.predict
+
+    def crash_in_epoch_2(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_predict(*a, **k)
+
+    monkeypatch.setattr(train_module, "predict", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(config, *args, tmp_path / "b.pt", tmp_path / "b.csv", progress=False)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 0
+    monkeypatch.setattr(train_module, "predict", real_predict)
+    resumed = train_module.train(config, *args, tmp_path / "b.pt", tmp_path / "b.csv", resume=True, progress=False)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert len((tmp_path / "b.csv").read_text().splitlines()) == 3
