@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from handpose.atomic import atomic_path, write_text
 from handpose.camera import project
@@ -25,21 +24,20 @@ def evaluate(
     predictions_path: str | Path,
 ) -> dict:
     """Score one variant on the test split (the paper's protocol: ground-truth root depth given)."""
-    model, config = load_model(model_path)
-    model.to(pick_device(config["train"]["device"]))
+    model, checkpoint = load_model(model_path)
+    model.to(pick_device(checkpoint["config"]["train"]["device"]))
     tic = time.perf_counter()
-    pred = predict(model, test_split, batch_size=1 if len(test_split["xyz"]) < 64 else 64)
+    pred = predict(model, test_split)
     seconds = time.perf_counter() - tic
     true_uv = project(test_split["xyz"], test_split["K"])
-    log = torch.load(model_path, weights_only=False)["log"]
     metrics = {
         **pose_metrics(pred["xyz"], test_split["xyz"]),
         "uv_error_px": float(np.linalg.norm(pred["uv"] - true_uv, axis=-1).mean()),
         "per_finger_mm": per_finger_errors_mm(pred["xyz"], test_split["xyz"]),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": float(sum(row["seconds"] for row in log)),
+        "train_seconds": float(sum(row["seconds"] for row in checkpoint["log"])),
         "inference_ms_per_image": 1000 * seconds / len(test_split["xyz"]),
-        "epochs": len(log),
+        "epochs": len(checkpoint["log"]),
         "test_samples": len(test_split["xyz"]),
     }
     write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
@@ -54,6 +52,6 @@ def evaluate(
             true_xyz=test_split["xyz"],
             true_uv=true_uv,
             image_ids=test_split["image_ids"],
-            variant=config["variant"],
+            variant=checkpoint["config"]["variant"],
         )
     return metrics

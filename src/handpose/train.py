@@ -105,6 +105,7 @@ def train(
             desc=f"{config['variant']} epoch {epoch + 1}/{tcfg['epochs']}",
             disable=not progress,
             leave=False,
+            mininterval=1.0,  # DVC logs keep every redraw
         )
         for step in bar:
             idx = order[step * batch : (step + 1) * batch]
@@ -121,7 +122,7 @@ def train(
             sums["loss"] += float(loss.detach())
             for name, value in terms.items():
                 sums[name] += float(value.detach())
-            bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3g}")
+            bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3g}", refresh=False)
         seconds = time.perf_counter() - tic
         val = predict(model, test_split, channels_last=tcfg["channels_last"])
         rows.append(
@@ -158,11 +159,11 @@ def train(
 
 
 def load_model(path: str | Path) -> tuple[HandPoseNet, dict]:
-    """A trained model (in eval mode) and its config, from a checkpoint written by `train`."""
+    """A trained model (in eval mode, on the CPU) and its checkpoint (config, log, ...)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model checkpoint not found (run the `train` stage)")
     ckpt = torch.load(path, weights_only=False, map_location="cpu")
     model = build_model(ckpt["config"], ckpt["image_size"])
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt["config"]
+    model.load_state_dict(ckpt.pop("model"))
+    return model.eval(), ckpt
