@@ -76,3 +76,27 @@ def test_params_yaml_round_trips(params, tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     assert load_params(path) == params
+
+
+def test_variant_train_overrides_only_that_variant(params):
+    params = copy.deepcopy(params)
+    params["variant_train"] = {"m_asm": {"batch_size": 25}}
+    validate(params)
+    assert variant_config(params, "m_asm")["train"]["batch_size"] == 25
+    assert variant_config(params, "baseline")["train"]["batch_size"] == params["train"]["batch_size"]
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"m_nope": {"batch_size": 25}}, "variant_train.m_nope"),
+        ({"m_asm": {"batchsize": 25}}, "variant_train.m_asm.batchsize"),
+        ({"m_asm": {"batch_size": "25"}}, "variant_train.m_asm.batch_size"),
+        ({"m_asm": {"lr": 0}}, "variant_train.m_asm.lr"),
+    ],
+)
+def test_bad_variant_train_names_the_key(params, overrides, key):
+    params = copy.deepcopy(params)
+    params["variant_train"] = overrides
+    with pytest.raises(ConfigError, match=key):
+        validate(params)

@@ -104,3 +104,43 @@ def test_asm_weight_follows_the_papers_five_blocks():
     weights = [losses.asm_weight(100.0, schedule, e, 100) for e in range(100)]
     assert weights[0] == 100 and weights[19] == 100 and weights[20] == 50
     assert weights[40] == 25 and weights[60] == 10 and weights[99] == 1
+
+
+def test_dataset_shape_model_clamps_each_batch_to_the_datasets_limits():
+    torch.manual_seed(2)
+    dataset = torch.randn(200, 21, 3, dtype=torch.float64)
+    model = losses.fit_shape_model(dataset, k=5)
+    assert model.components.shape == (63, 5) and model.limit.shape == (5,)
+    batch = dataset[:4].clone()
+    batch[0] *= 40  # far outside the dataset's spread
+    target = losses.asm_target(batch, k=5, shape_model=model).reshape(4, -1)
+    coeffs = (target - model.mean) @ model.components
+    assert (coeffs.abs() <= model.limit + 1e-9).all()
+    assert torch.isclose(coeffs[0].abs(), model.limit).any()
+    # A batch of one works with a dataset model (no batch statistics needed).
+    single = losses.asm_target(batch[:1], k=5, shape_model=model)
+    torch.testing.assert_close(single.reshape(1, -1), target[:1])
+
+
+def test_asm_by_hand_three_poses_one_component():
+    # Joint 0's (x, y) carries all the variation: (2, 1), (-2, 1), (0, -2); mean (0, 0).
+    # Covariance diag(4, 3): the top component is x with lambda 4 (limit 6, nothing clamps), so
+    # k = 1 keeps x and drops y: Y_asm = (2, 0), (-2, 0), (0, 0).
+    y = torch.zeros(3, 21, 3, dtype=torch.float64)
+    y[:, 0, :2] = torch.tensor([[2.0, 1.0], [-2.0, 1.0], [0.0, -2.0]], dtype=torch.float64)
+    expected = y.clone()
+    expected[:, 0, 1] = 0
+    torch.testing.assert_close(losses.asm_target(y, k=1), expected)
+    # L_asm with the truth as prediction: per-pose squared distances 1, 1, 4, averaged over the batch.
+    assert losses.asm_loss(y, y, k=1).item() == pytest.approx(2.0)
+
+
+def test_batch_pca_never_clamps_small_batches():
+    # |b_i| <= sqrt(n - 1) sqrt(lambda) < 3 sqrt(lambda) for n <= 10: with the paper's batch of 8 the
+    # clamp is inactive and Y_asm is the top-k projection (a reason to offer asm.pca: dataset).
+    torch.manual_seed(3)
+    y = torch.randn(8, 21, 3, dtype=torch.float64)
+    y[0] *= 1000
+    model = losses.fit_shape_model(y, k=6)
+    coeffs = (y.reshape(8, -1) - model.mean) @ model.components
+    assert (coeffs.abs() < model.limit).all()

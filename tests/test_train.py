@@ -14,8 +14,9 @@ from handpose.heatmaps import gaussian_heatmaps
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_config(variant: str, epochs: int = 2) -> dict:
+def tiny_config(variant: str, epochs: int = 2, asm_pca: str = "batch") -> dict:
     params = load_params(ROOT / "params.yaml")
+    params["asm"]["pca"] = asm_pca
     params["model"].update(input_size=32, features=16, mlp_width=32)
     params["heatmap"]["size"] = 8
     params["train"].update(epochs=epochs, batch_size=8)
@@ -26,9 +27,9 @@ def heatmaps(split):
     return gaussian_heatmaps(project(split["xyz"], split["K"]), 224, 8, 1.0).astype(np.float16)
 
 
-@pytest.mark.parametrize("variant", ["baseline", "m_asm"])
-def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, tiny_split, tmp_path):
-    config = tiny_config(variant)
+@pytest.mark.parametrize("variant, asm_pca", [("baseline", "batch"), ("m_asm", "batch"), ("m_asm", "dataset")])
+def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca, tiny_split, tmp_path):
+    config = tiny_config(variant, asm_pca=asm_pca)
     train_module.train(
         config,
         tiny_split["train"],

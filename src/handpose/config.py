@@ -40,12 +40,14 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "device": str,
     },
     "loss": {term: _NUMBER for term in LOSS_TERMS},
-    "asm": {"k": int, "schedule": list},
+    "asm": {"k": int, "schedule": list, "pca": str},
     "variants": None,  # name -> list of loss terms, checked below
+    "variant_train": None,  # name -> {train key: value}, checked below
 }
 DATA_SOURCES = ("synthetic", "freihand")
 UV_MODES = ("soft_argmax", "argmax")
 DEVICES = ("auto", "cpu", "cuda")
+ASM_PCA = ("batch", "dataset")
 
 
 class ConfigError(ValueError):
@@ -132,6 +134,8 @@ def validate(params: dict) -> dict:
         raise ConfigError("asm.schedule: must list at least one factor")
     for i, f in enumerate(params["asm"]["schedule"]):
         _check_type(f"asm.schedule[{i}]", f, _NUMBER)
+    if params["asm"]["pca"] not in ASM_PCA:
+        raise ConfigError(f"asm.pca: must be one of {ASM_PCA}, got {params['asm']['pca']!r}")
     if not params["variants"]:
         raise ConfigError("variants: define at least one variant")
     for name, terms in params["variants"].items():
@@ -140,6 +144,21 @@ def validate(params: dict) -> dict:
         for term in terms:
             if term not in LOSS_TERMS:
                 raise ConfigError(f"variants.{name}: unknown loss term {term!r} (known: {', '.join(LOSS_TERMS)})")
+    for name, overrides in params["variant_train"].items():
+        if name not in params["variants"]:
+            raise ConfigError(f"variant_train.{name}: no such variant (known: {', '.join(params['variants'])})")
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"variant_train.{name}: expected a mapping of train keys, got {overrides!r}")
+        merged = {**params["train"], **overrides}
+        for key, value in overrides.items():
+            if key not in SCHEMA["train"]:
+                raise ConfigError(
+                    f"variant_train.{name}.{key}: unknown train key (known: {', '.join(SCHEMA['train'])})"
+                )
+            _check_type(f"variant_train.{name}.{key}", value, SCHEMA["train"][key])
+        for key in ("epochs", "batch_size", "lr"):
+            if merged[key] <= 0:
+                raise ConfigError(f"variant_train.{name}.{key}: must be > 0, got {merged[key]!r}")
     return params
 
 
@@ -168,7 +187,7 @@ def variant_config(params: dict, variant: str) -> dict:
         "variant": variant,
         "losses": {term: params["loss"][term] for term in LOSS_TERMS if term in terms},
         "model": params["model"],
-        "train": params["train"],
+        "train": {**params["train"], **params["variant_train"].get(variant, {})},
     }
     if "asm" in terms:
         config["asm"] = params["asm"]

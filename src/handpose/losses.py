@@ -6,6 +6,8 @@ so that its size does not depend on the batch size. Poses are (B, 21, 3).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from handpose.skeleton import BONE_CHILDREN, BONE_PARENTS
@@ -55,25 +57,43 @@ def cosine_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return 1 - ((bp * bt).sum(-1) / norms.clamp_min(COS_EPS)).mean()
 
 
-def asm_target(true: torch.Tensor, k: int) -> torch.Tensor:
-    """Active-shape-model ground truth: the batch's poses projected on its top-k principal
-    components, with each coefficient clamped to +-3 sqrt(eigenvalue)."""
-    b = true.shape[0]
-    if b < 2:  # no variance to model: the ASM pose is the pose itself
-        return true
-    y = true.detach().reshape(b, -1).double()
+class ShapeModel(NamedTuple):
+    """Top-k principal components of flattened poses: mean (1, 63), components V (63, k), and the
+    coefficient limits 3 sqrt(lambda) (k,)."""
+
+    mean: torch.Tensor
+    components: torch.Tensor
+    limit: torch.Tensor
+
+
+def fit_shape_model(poses: torch.Tensor, k: int) -> ShapeModel:
+    """PCA of (N, 21, 3) poses (N >= 2): eigenvectors of the covariance, lambda = s^2 / (N - 1)."""
+    n = poses.shape[0]
+    y = poses.detach().reshape(n, -1).double()
     mean = y.mean(0, keepdim=True)
     _, s, vt = torch.linalg.svd(y - mean, full_matrices=False)
     k = min(k, vt.shape[0])
-    v = vt[:k].T  # (63, k) top-k eigenvectors of the covariance
-    limit = 3 * torch.sqrt(s[:k] ** 2 / (b - 1))  # 3 sqrt(lambda), lambda = s^2 / (B - 1)
+    return ShapeModel(mean, vt[:k].T, 3 * torch.sqrt(s[:k] ** 2 / (n - 1)))
+
+
+def asm_target(true: torch.Tensor, k: int, shape_model: ShapeModel | None = None) -> torch.Tensor:
+    """Active-shape-model ground truth Y_asm = mean + clamp(b) V^T with b = (Y - mean) V, each
+    coefficient clamped to +-3 sqrt(lambda). The components come from the batch itself (the
+    paper) unless a `shape_model` fitted on the whole training split is given (ASM-Net)."""
+    b = true.shape[0]
+    if shape_model is None:
+        if b < 2:  # a single pose has no variance to model: the ASM pose is the pose itself
+            return true
+        shape_model = fit_shape_model(true, k)
+    mean, v, limit = (t.to(true.device) for t in shape_model)
+    y = true.detach().reshape(b, -1).double()
     coeffs = torch.maximum(torch.minimum((y - mean) @ v, limit), -limit)
     return (mean + coeffs @ v.T).reshape(true.shape).to(true.dtype)
 
 
-def asm_loss(pred: torch.Tensor, true: torch.Tensor, k: int) -> torch.Tensor:
+def asm_loss(pred: torch.Tensor, true: torch.Tensor, k: int, shape_model: ShapeModel | None = None) -> torch.Tensor:
     """L_asm = sum (Y_pred - Y_asm)^2."""
-    return pose_loss(pred, asm_target(true, k))
+    return pose_loss(pred, asm_target(true, k, shape_model))
 
 
 def asm_weight(initial: float, schedule: list[float], epoch: int, epochs: int) -> float:
@@ -95,6 +115,7 @@ def loss_terms(
     pred_pose: torch.Tensor,
     true_pose: torch.Tensor,
     asm_k: int = 6,
+    shape_model: ShapeModel | None = None,
 ) -> dict[str, torch.Tensor]:
     """The unweighted value of each named term (config.LOSS_TERMS)."""
     terms = {}
@@ -102,7 +123,7 @@ def loss_terms(
         if name == "hm":
             terms[name] = heatmap_loss(pred_heatmaps, true_heatmaps)
         elif name == "asm":
-            terms[name] = asm_loss(pred_pose, true_pose, asm_k)
+            terms[name] = asm_loss(pred_pose, true_pose, asm_k, shape_model)
         else:
             terms[name] = POSE_LOSSES[name](pred_pose, true_pose)
     return terms

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from handpose.atomic import atomic_path
 from handpose.config import LOSS_TERMS
-from handpose.losses import asm_weight, loss_terms
+from handpose.losses import asm_weight, fit_shape_model, loss_terms
 from handpose.metrics import joint_errors_mm
 from handpose.model.pose_net import HandPoseNet, predict, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
@@ -64,6 +64,7 @@ def train(
     if tcfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=tcfg["lr"])
+    tqdm.write(f"{config['variant']}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
     generator = torch.Generator().manual_seed(tcfg["seed"])  # batch order, apart from dropout's global RNG
     start, rows = 0, []
     if resume and model_path.is_file():
@@ -85,9 +86,12 @@ def train(
     if len(images) < batch:
         raise ValueError(f"train.batch_size = {batch} is larger than the {len(images)} training samples")
     # Every term is logged for comparison across variants; only the variant's own are optimised.
-    # L_asm needs asm.k, which only asm variants' configs carry.
+    # L_asm needs asm.*, which only asm variants' configs carry.
     logged = [t for t in LOSS_TERMS if t != "asm" or "asm" in losses]
     asm_k = config["asm"]["k"] if "asm" in losses else 0
+    shape_model = None
+    if "asm" in losses and config["asm"]["pca"] == "dataset":
+        shape_model = fit_shape_model(root_relative_in_scale(xyz, xyz[:, ROOT], scale), asm_k)
 
     for epoch in range(start, tcfg["epochs"]):
         lr = learning_rate(tcfg, epoch)
@@ -114,7 +118,7 @@ def train(
                 out = model(to_input(images[idx], tcfg["channels_last"]), K[idx], root[:, 2], scale[idx])
             pred = root_relative_in_scale(out["xyz"], root, scale[idx])
             true = root_relative_in_scale(xyz[idx], root, scale[idx])
-            terms = loss_terms(logged, out["heatmaps"], targets[idx].float(), pred, true, asm_k)
+            terms = loss_terms(logged, out["heatmaps"], targets[idx].float(), pred, true, asm_k, shape_model)
             loss = sum(w * terms[name] for name, w in weights.items())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
