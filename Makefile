@@ -21,5 +21,5 @@ test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
 lint: setup
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
