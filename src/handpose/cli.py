@@ -100,6 +100,13 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(markdown_table(summary))
 
 
+def cmd_contact_sheet(args: argparse.Namespace) -> None:
+    from handpose.data.contact_sheet import write_contact_sheet
+
+    write_contact_sheet(args.dataset, args.out, n=args.n, cols=args.cols, seed=args.seed)
+    print(f"wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handpose", description=__doc__.split(".")[0] + ". See dvc.yaml.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
@@ -118,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("data", cmd_data, "write the offline synthetic dataset in FreiHAND v2's layout")
     p.add_argument("--out", default="data/freihand", help="dataset folder (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+
+    p = stage(
+        "contact-sheet", cmd_contact_sheet, "draw dataset samples with their skeletons into one image", params=False
+    )
+    p.add_argument("--dataset", default="data/freihand", help="a FreiHAND-layout folder (default: %(default)s)")
+    p.add_argument("--out", default="docs/contact_sheet.jpg", help="image to write (default: %(default)s)")
+    p.add_argument("--n", type=int, default=16, help="samples (default: %(default)s)")
+    p.add_argument("--cols", type=int, default=4, help="samples per row (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="which samples (default: %(default)s)")
 
     p = stage("split", cmd_split, "choose the train/test poses and decode their images into arrays")
     p.add_argument("--dataset", default="data/freihand", help="a FreiHAND-layout folder (default: %(default)s)")
