@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 
 .PHONY: setup repro test lint
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed .dvc/plots/offline.html
 
 # torch first, pinned: the CPU wheel on this machine's disk, not a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -13,6 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
+
+# `dvc plots show` uses this page (see .dvc/config): Vega inlined, so it renders offline.
+.dvc/plots/offline.html: $(VENV)/.installed
+	$(BIN)/handpose plots-template --out $@
 
 repro: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro

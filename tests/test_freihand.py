@@ -149,3 +149,14 @@ def test_unreadable_image(root: Path) -> None:
     ds = open_freihand(root)  # opening does not decode images
     with pytest.raises(FreiHANDError, match="00000004.jpg"):
         ds.read_rgb(4)
+
+
+def test_visibility_is_read_where_present_and_checked(tmp_path):
+    from handpose.data.freihand import VISIBILITY_FILE, read_visibility
+
+    assert read_visibility(tmp_path) is None
+    (tmp_path / VISIBILITY_FILE).write_text("[[0, 1, 2]]")
+    with pytest.raises(FreiHANDError, match=VISIBILITY_FILE):
+        read_visibility(tmp_path)
+    (tmp_path / VISIBILITY_FILE).write_text(json.dumps([[0] * 20 + [2]]))
+    assert read_visibility(tmp_path).tolist() == [[0] * 20 + [2]]

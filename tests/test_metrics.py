@@ -58,3 +58,15 @@ def test_per_finger_errors():
     pred[:, 1:5] += [0.002, 0, 0]  # thumb off by 2 mm
     errs = per_finger_errors_mm(pred, true)
     assert errs["thumb"] == pytest.approx(2.0) and errs["pinky"] == 0
+
+
+def test_errors_by_visibility():
+    from handpose.metrics import errors_by_visibility_mm
+
+    true = hands(2)
+    pred = true.copy()
+    visibility = np.zeros((2, 21), int)
+    visibility[0, 5] = 1
+    pred[0, 5] += [0.006, 0, 0]  # the one self-occluded joint is 6 mm off
+    errs = errors_by_visibility_mm(pred, true, visibility)
+    assert errs == {"visible": 0.0, "self_occluded": pytest.approx(6.0), "object_occluded": None}

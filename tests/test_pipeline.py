@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TINY = {
     "data": {"n_synthetic": 40, "n_train": 24, "n_test": 8},
     "heatmap": {"size": 8},
@@ -45,7 +46,8 @@ def project(tmp_path_factory) -> Path:
     run(["git", "config", "user.name", "handpose tests"], repo)
     run(["git", "config", "user.email", "tests@handpose.invalid"], repo)
     run(["dvc", "init", "-q"], repo)
-    run(["dvc", "config", "core.analytics", "false"], repo)
+    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # analytics off, the offline plots page
+    run(["handpose", "plots-template", "--out", ".dvc/plots/offline.html"], repo)
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny run"], repo)
@@ -56,12 +58,13 @@ def test_repro_writes_every_variants_metrics_and_the_report(project):
     for variant in ("baseline", "m_cos_1", "m_cos_2", "m_asm"):
         metrics = json.loads((project / "metrics" / f"{variant}.json").read_text())
         assert metrics["pose_error_mm"] > 0 and metrics["pa_mpjpe_mm"] > 0
+        assert set(metrics["by_visibility_mm"]) == {"visible", "self_occluded", "object_occluded"}
         assert len((project / "plots" / "train" / f"{variant}.csv").read_text().splitlines()) == 3
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert set(summary) == {"mean pose", "baseline", "m_cos_1", "m_cos_2", "m_asm"}
     assert summary["m_asm"]["paper_pose_error_mm"] == 15.54
     assert "| m_cos_2 |" in (project / "metrics" / "summary.md").read_text()
-    for png in ("convergence.png", "pose_error.png"):
+    for png in ("convergence.png", "pose_error.png", "pck.png", "predictions.png"):
         assert (project / "plots" / "report" / png).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -97,3 +100,29 @@ def test_a_typo_fails_at_once_naming_the_key(project, override, key):
     result = run(["dvc", "exp", "run", "-S", override], project, check=False)
     assert result.returncode != 0
     assert key in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (CI installs it: apt-get install chromium)")
+def test_plots_page_draws_every_chart_offline(project, tmp_path):
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "page")], project)
+    page = tmp_path / "page" / "index.html"
+    html = page.read_text()
+    assert "<script src=" not in html and "cdn.jsdelivr" not in html  # nothing to fetch
+    charts = html.count("vegaEmbed(")
+    assert charts >= 4
+    chromium = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=20000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    dom = subprocess.run(chromium, capture_output=True, text=True, timeout=180).stdout
+    # vega-embed draws each chart into a canvas (or svg) of class "marks".
+    assert dom.count('class="marks"') == charts, dom[-2000:]

@@ -75,10 +75,15 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from handpose.data.freihand import open_freihand, read_visibility
     from handpose.data.split import load_split
     from handpose.evaluate import evaluate
 
-    metrics = evaluate(args.model, load_split(args.split, "test"), args.metrics, args.per_joint, args.predictions)
+    test = load_split(args.split, "test")
+    visibility = read_visibility(args.dataset)
+    if visibility is not None:
+        visibility = visibility[test["image_ids"] % open_freihand(args.dataset).num_poses]
+    metrics = evaluate(args.model, test, args.metrics, args.per_joint, args.predictions, visibility)
     print(f"{args.model}: pose error {metrics['pose_error_mm']:.2f} mm, PA-MPJPE {metrics['pa_mpjpe_mm']:.2f} mm")
 
 
@@ -91,6 +96,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         variants,
         args.predictions,
         args.logs,
+        args.dataset,
         load_split(args.split, "train")["xyz"],
         load_split(args.split, "test")["xyz"],
         args.summary,
@@ -105,6 +111,30 @@ def cmd_contact_sheet(args: argparse.Namespace) -> None:
 
     write_contact_sheet(args.dataset, args.out, n=args.n, cols=args.cols, seed=args.seed)
     print(f"wrote {args.out}")
+
+
+def cmd_plots_template(args: argparse.Namespace) -> None:
+    from handpose.plots_template import write_offline_template
+
+    print(f"wrote {write_offline_template(args.out)}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from handpose.predict import predict_images, write_results
+
+    model = Path(args.model)
+    if model.suffix != ".pt":  # a variant name
+        model = Path("models") / f"{args.model}.pt"
+    K = None
+    if args.K is not None:
+        fx, fy, cx, cy = args.K
+        K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+    results = predict_images(model, args.images, K, args.root_depth, args.scale, args.overlay_dir)
+    text = write_results(results, args.out)
+    if args.out is None:
+        print(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", type=int, default=4, help="samples per row (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="which samples (default: %(default)s)")
 
+    p = stage("plots-template", cmd_plots_template, "write the offline HTML page for `dvc plots show`", params=False)
+    p.add_argument("--out", default=".dvc/plots/offline.html", help="(default: %(default)s, see .dvc/config)")
+
+    p = stage("predict", cmd_predict, "run a trained model on your own images", params=False)
+    p.add_argument("images", nargs="+", help="image files (any size; centre-cropped to a square)")
+    p.add_argument("--model", required=True, help="a variant name (models/<variant>.pt) or a checkpoint path")
+    p.add_argument(
+        "--K",
+        nargs=4,
+        type=float,
+        metavar=("FX", "FY", "CX", "CY"),
+        help="camera intrinsics in the image's pixels (default: a FreiHAND-like camera)",
+    )
+    p.add_argument("--root-depth", type=float, default=0.6, help="wrist depth in metres (default: %(default)s)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=0.03,
+        help="hand scale: middle MCP-PIP length in metres (default: %(default)s, FreiHAND-like)",
+    )
+    p.add_argument("--out", help="write the JSON here instead of printing it")
+    p.add_argument("--overlay-dir", help="write <image>_pose.png overlays here")
+
     p = stage("split", cmd_split, "choose the train/test poses and decode their images into arrays")
     p.add_argument("--dataset", default="data/freihand", help="a FreiHAND-layout folder (default: %(default)s)")
     p.add_argument("--out", default="data/split", help="folder for train.npz and test.npz (default: %(default)s)")
@@ -157,10 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", required=True, help="JSON metrics to write, e.g. metrics/<variant>.json")
     p.add_argument("--per-joint", required=True, help="per-joint error CSV to write")
     p.add_argument("--predictions", required=True, help="per-sample predictions (.npz) to write")
+    p.add_argument("--dataset", default="data/freihand", help="for per-joint visibility (default: %(default)s)")
 
     p = stage("report", cmd_report, "compare all variants with the paper's Table 1; draw the figures")
     p.add_argument("--predictions", default="predictions", help="folder of <variant>.npz (default: %(default)s)")
     p.add_argument("--logs", default="plots/train", help="folder of <variant>.csv logs (default: %(default)s)")
+    p.add_argument("--dataset", default="data/freihand", help="for the example images (default: %(default)s)")
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--summary", default="metrics/summary.json", help="(default: %(default)s)")
     p.add_argument("--markdown", default="metrics/summary.md", help="(default: %(default)s)")
@@ -172,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, FreiHANDError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, FreiHANDError, FileNotFoundError, ValueError) as err:  # bad input: say which, exit 2
         print(f"handpose {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -11,7 +11,7 @@ import pandas as pd
 
 from handpose.atomic import atomic_path, write_text
 from handpose.camera import project
-from handpose.metrics import per_finger_errors_mm, per_joint_errors_mm, pose_metrics
+from handpose.metrics import errors_by_visibility_mm, per_finger_errors_mm, per_joint_errors_mm, pose_metrics
 from handpose.model.pose_net import predict
 from handpose.train import load_model, pick_device
 
@@ -22,8 +22,10 @@ def evaluate(
     metrics_path: str | Path,
     per_joint_path: str | Path,
     predictions_path: str | Path,
+    visibility: np.ndarray | None = None,
 ) -> dict:
-    """Score one variant on the test split (the paper's protocol: ground-truth root depth given)."""
+    """Score one variant on the test split (the paper's protocol: ground-truth root depth given).
+    `visibility` (N, 21), where the data has it, splits the error by occlusion."""
     model, checkpoint = load_model(model_path)
     model.to(pick_device(checkpoint["config"]["train"]["device"]))
     tic = time.perf_counter()
@@ -34,6 +36,11 @@ def evaluate(
         **pose_metrics(pred["xyz"], test_split["xyz"]),
         "uv_error_px": float(np.linalg.norm(pred["uv"] - true_uv, axis=-1).mean()),
         "per_finger_mm": per_finger_errors_mm(pred["xyz"], test_split["xyz"]),
+        **(
+            {"by_visibility_mm": errors_by_visibility_mm(pred["xyz"], test_split["xyz"], visibility)}
+            if visibility is not None
+            else {}
+        ),
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": float(sum(row["seconds"] for row in checkpoint["log"])),
         "inference_ms_per_image": 1000 * seconds / len(test_split["xyz"]),

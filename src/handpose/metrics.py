@@ -70,3 +70,15 @@ def per_finger_errors_mm(pred: np.ndarray, true: np.ndarray) -> dict[str, float]
 def per_joint_errors_mm(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     errors = joint_errors_mm(pred, true).mean(0)
     return dict(zip(JOINT_NAMES, map(float, errors)))
+
+
+VISIBILITY_NAMES = ("visible", "self_occluded", "object_occluded")  # the synthetic data's codes 0, 1, 2
+
+
+def errors_by_visibility_mm(pred: np.ndarray, true: np.ndarray, visibility: np.ndarray) -> dict[str, float | None]:
+    """Mean joint error over the joints of each visibility code (None where there are none)."""
+    errors = joint_errors_mm(pred, true)
+    return {
+        name: float(errors[visibility == code].mean()) if (visibility == code).any() else None
+        for code, name in enumerate(VISIBILITY_NAMES)
+    }

@@ -1,21 +1,18 @@
-"""All variants -> a summary table beside the paper's Table 1, and seaborn figures."""
+"""All variants -> a summary table beside the paper's Table 1, and the figures."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; no display here or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from handpose.atomic import atomic_path, write_text  # noqa: E402
-from handpose.metrics import joint_errors_mm, pose_metrics, root_relative  # noqa: E402
-from handpose.skeleton import ROOT  # noqa: E402
+from handpose import figures
+from handpose.atomic import write_text
+from handpose.data.freihand import open_freihand, read_visibility
+from handpose.metrics import joint_errors_mm, pose_metrics, root_relative
+from handpose.skeleton import ROOT
 
 # "Toward 3D Hand Pose Estimation", Table 1: 3D pose error in mm (3200 FreiHAND train / 200 test, 100 epochs).
 PAPER_TABLE1_MM = {"m_cos_1": 26.00, "m_cos_2": 18.31, "m_asm": 15.54, "baseline": 37.53}
@@ -27,19 +24,23 @@ def mean_pose_prediction(train_xyz: np.ndarray, test_xyz: np.ndarray) -> np.ndar
     return root_relative(train_xyz).mean(0) + test_xyz[:, ROOT : ROOT + 1]
 
 
-def summarize(
-    variants: list[str], predictions_dir: str | Path, train_xyz: np.ndarray, test_xyz: np.ndarray
-) -> tuple[dict, pd.DataFrame]:
-    """Per-variant metrics (plus the mean-pose reference) and per-sample errors in long form."""
-    summary, per_sample = {}, []
-    baseline_pred = mean_pose_prediction(train_xyz, test_xyz)
-    predictions = {MEAN_POSE: (baseline_pred, test_xyz)}
+def load_predictions(variants: list[str], predictions_dir: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Each variant's predictions.npz written by `evaluate`."""
+    predictions = {}
     for variant in variants:
         path = Path(predictions_dir) / f"{variant}.npz"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: predictions not found (run `evaluate@{variant}`)")
         with np.load(path) as f:
-            predictions[variant] = (f["xyz"], f["true_xyz"])
+            predictions[variant] = {key: f[key] for key in f.files}
+    return predictions
+
+
+def summarize(
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[dict, pd.DataFrame]:
+    """Metrics per name for (predicted, true) poses, and per-sample errors in long form."""
+    summary, per_sample = {}, []
     for name, (pred, true) in predictions.items():
         summary[name] = {**pose_metrics(pred, true), "paper_pose_error_mm": PAPER_TABLE1_MM.get(name)}
         per_sample.append(pd.DataFrame({"variant": name, "pose_error_mm": joint_errors_mm(pred, true).mean(1)}))
@@ -62,52 +63,22 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def convergence_figure(logs: dict[str, pd.DataFrame], path: str | Path) -> None:
-    frame = pd.concat([log.assign(variant=name) for name, log in logs.items()], ignore_index=True)
-    panels = [
-        ("val_pose_error_mm", "test 3D pose error (mm)", False),
-        ("loss_pose", "L_pose (unweighted)", True),
-        ("loss_hm", "L_hm (unweighted)", True),
-        ("loss", "total weighted loss", True),
-    ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
-    for ax, (column, title, log_scale) in zip(axes, panels):
-        sns.lineplot(frame, x="epoch", y=column, hue="variant", marker="o", ax=ax, legend=ax is axes[0])
-        ax.set(title=title, ylabel="", yscale="log" if log_scale else "linear")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
-def error_figure(per_sample: pd.DataFrame, path: str | Path) -> None:
-    paper = pd.DataFrame({"variant": list(PAPER_TABLE1_MM), "pose_error_mm": list(PAPER_TABLE1_MM.values())})
-    frame = pd.concat(
-        [per_sample.assign(source="ours (95% CI over test hands)"), paper.assign(source="paper Table 1")],
-        ignore_index=True,
-    )
-    order = list(dict.fromkeys(per_sample["variant"]))
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    sns.barplot(frame, x="variant", y="pose_error_mm", hue="source", order=order, errorbar=("ci", 95), ax=ax)
-    ax.set(ylabel="3D pose error (mm)", xlabel="", title="Pose error per variant (ground-truth root given)")
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), title=None, frameon=False)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
 def report(
     variants: list[str],
     predictions_dir: str | Path,
     logs_dir: str | Path,
+    dataset: str | Path,
     train_xyz: np.ndarray,
     test_xyz: np.ndarray,
     summary_json: str | Path,
     summary_md: str | Path,
     figures_dir: str | Path,
 ) -> dict:
-    summary, per_sample = summarize(variants, predictions_dir, train_xyz, test_xyz)
+    """Write the summary (JSON and Markdown) and every figure; returns the summary."""
+    predictions = load_predictions(variants, predictions_dir)
+    poses = {MEAN_POSE: (mean_pose_prediction(train_xyz, test_xyz), test_xyz)}
+    poses |= {name: (p["xyz"], p["true_xyz"]) for name, p in predictions.items()}
+    summary, per_sample = summarize(poses)
     logs = {}
     for variant in variants:
         path = Path(logs_dir) / f"{variant}.csv"
@@ -120,6 +91,31 @@ def report(
         "# Results\n\n3D pose error on the test split, ground-truth root given "
         "(the paper's protocol).\n\n" + markdown_table(summary),
     )
-    convergence_figure(logs, Path(figures_dir) / "convergence.png")
-    error_figure(per_sample, Path(figures_dir) / "pose_error.png")
+    figures_dir = Path(figures_dir)
+    figures.convergence_figure(logs, figures_dir / "convergence.png")
+    figures.error_figure(per_sample, PAPER_TABLE1_MM, figures_dir / "pose_error.png")
+    figures.pck_figure(poses, figures_dir / "pck.png")
+    best = min(variants, key=lambda v: summary[v]["pose_error_mm"])
+    _qualitative(best, predictions[best], dataset, figures_dir / "predictions.png")
     return summary
+
+
+def _qualitative(variant: str, pred: dict[str, np.ndarray], dataset: str | Path, path: Path, n: int = 4) -> None:
+    """The best variant on a few test hands: the most occluded ones where the data says so."""
+    data = open_freihand(dataset)
+    poses = pred["image_ids"] % data.num_poses
+    visibility = read_visibility(dataset)
+    if visibility is not None:
+        order = np.argsort(-(visibility[poses] > 0).sum(1), kind="stable")
+    else:
+        order = np.argsort(joint_errors_mm(pred["xyz"], pred["true_xyz"]).mean(1))[:: max(1, len(poses) // n)]
+    pick = np.sort(order[:n])
+    figures.qualitative_figure(
+        [data.read_rgb(int(i)) for i in pred["image_ids"][pick]],
+        pred["uv"][pick],
+        pred["true_uv"][pick],
+        pred["xyz"][pick],
+        pred["true_xyz"][pick],
+        f"{variant}: predicted (colour) and true (white / dashed)",
+        path,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -10,29 +9,31 @@ import numpy as np
 
 from handpose.atomic import atomic_path
 from handpose.camera import project
-from handpose.data.freihand import open_freihand
+from handpose.data.freihand import open_freihand, read_visibility
 from handpose.skeleton import BONES, FINGER_JOINTS
 
 # One colour per finger (RGB), and one per visibility code beside the dataset (0 visible,
 # 1 hidden by the hand itself, 2 hidden by an object).
 FINGER_COLOURS = [(255, 80, 80), (255, 200, 0), (60, 220, 60), (0, 200, 255), (200, 90, 255)]
 VISIBILITY_COLOURS = {0: (255, 255, 255), 1: (255, 40, 40), 2: (40, 120, 255)}
-VISIBILITY_FILE = "training_visibility.json"
 
 
 def _finger_of(joint: int) -> int:
     return next(f for f, joints in enumerate(FINGER_JOINTS.values()) if joint in joints)
 
 
-def draw_skeleton(rgb: np.ndarray, uv: np.ndarray, visibility: np.ndarray | None = None) -> np.ndarray:
-    """A copy of `rgb` with bones coloured by finger and joints coloured by visibility."""
+def draw_skeleton(
+    rgb: np.ndarray, uv: np.ndarray, visibility: np.ndarray | None = None, colour: tuple | None = None
+) -> np.ndarray:
+    """A copy of `rgb` with bones coloured by finger and joints by visibility (or all in `colour`)."""
     out = rgb.copy()
     pts = np.round(uv).astype(int)
     for parent, child in BONES:
-        cv2.line(out, tuple(pts[parent]), tuple(pts[child]), FINGER_COLOURS[_finger_of(child)], 1, cv2.LINE_AA)
+        bone = colour or FINGER_COLOURS[_finger_of(child)]
+        cv2.line(out, tuple(pts[parent]), tuple(pts[child]), bone, 1, cv2.LINE_AA)
     for j, p in enumerate(pts):
-        colour = VISIBILITY_COLOURS[int(visibility[j]) if visibility is not None else 0]
-        cv2.circle(out, tuple(p), 2, colour, -1, cv2.LINE_AA)
+        joint = colour or VISIBILITY_COLOURS[int(visibility[j]) if visibility is not None else 0]
+        cv2.circle(out, tuple(p), 2, joint, -1, cv2.LINE_AA)
     return out
 
 
@@ -43,8 +44,7 @@ def write_contact_sheet(dataset: str | Path, out: str | Path, n: int = 16, cols:
     if Path(out).suffix.lower() not in (".png", ".jpg"):
         raise ValueError(f"{out}: the contact sheet is written as .png or .jpg")
     data = open_freihand(dataset)
-    vis_path = Path(dataset) / VISIBILITY_FILE
-    visibility = np.asarray(json.loads(vis_path.read_text())) if vis_path.is_file() else None
+    visibility = read_visibility(dataset)
     ids = np.sort(np.random.default_rng(seed).choice(data.num_images, min(n, data.num_images), replace=False))
     tiles = []
     for i in ids:

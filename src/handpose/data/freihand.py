@@ -113,3 +113,20 @@ def open_freihand(root: str | Path) -> FreiHAND:
             f"{rgb_dir}: {num_images} images is not a multiple of the {len(xyz)} poses in training_xyz.json"
         )
     return FreiHAND(root=root, xyz=xyz, K=K, scale=scale, num_images=num_images)
+
+
+VISIBILITY_FILE = "training_visibility.json"  # synthetic data only: per joint 0 visible, 1 self-, 2 object-occluded
+
+
+def read_visibility(root: str | Path) -> np.ndarray | None:
+    """(P, 21) visibility codes where the dataset has them (the synthetic one does), else None."""
+    path = Path(root) / VISIBILITY_FILE
+    if not path.is_file():
+        return None
+    try:
+        codes = np.asarray(json.loads(path.read_text()), dtype=np.int8)
+    except (json.JSONDecodeError, ValueError, TypeError) as e:
+        raise FreiHANDError(f"{path}: expected an N x {NUM_JOINTS} array of visibility codes ({e})") from e
+    if codes.ndim != 2 or codes.shape[1] != NUM_JOINTS:
+        raise FreiHANDError(f"{path}: expected an N x {NUM_JOINTS} array, got shape {codes.shape}")
+    return codes

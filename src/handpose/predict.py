@@ -1,0 +1,95 @@
+"""Run a trained model on your own images: 21 joints in pixels and millimetres, and an overlay.
+
+The image is centre-cropped to a square and seen as a 224x224 FreiHAND-like frame. Like the
+paper's method, lifting to 3D needs the root (wrist) depth and the hand's scale; for your images
+they are assumptions (`--root-depth`, `--scale`), so trust the 2D joints and the 3D shape more
+than the absolute 3D position.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from handpose.atomic import atomic_path
+from handpose.data.contact_sheet import draw_skeleton
+from handpose.model.pose_net import predict
+from handpose.skeleton import JOINT_NAMES
+from handpose.train import load_model
+
+FRAME = 224  # FreiHAND's image size: the frame the models are trained in
+DEFAULT_FOCAL = 480.0  # px in that frame, mid-range of FreiHAND's 375-600
+
+
+def frame_intrinsics(K: np.ndarray | None, x0: int, y0: int, side: int) -> np.ndarray:
+    """K of the 224 frame made by cropping the square (x0, y0, side) and resizing it to 224."""
+    if K is None:
+        return np.array([[DEFAULT_FOCAL, 0, FRAME / 2], [0, DEFAULT_FOCAL, FRAME / 2], [0, 0, 1]], np.float32)
+    crop = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
+    resize = np.diag([FRAME / side, FRAME / side, 1.0])
+    return (resize @ crop @ K).astype(np.float32)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: missing or not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def predict_images(
+    model_path: str | Path,
+    images: list[str | Path],
+    K: np.ndarray | None = None,
+    root_depth: float = 0.6,
+    scale: float = 0.03,
+    overlay_dir: str | Path | None = None,
+) -> list[dict]:
+    """One result per image: 2D joints in the image's own pixels and 3D joints in camera mm."""
+    if root_depth <= 0 or scale <= 0:
+        raise ValueError(f"--root-depth and --scale must be > 0 (metres), got {root_depth} and {scale}")
+    model, checkpoint = load_model(model_path)
+    size = checkpoint["config"]["model"]["input_size"]
+    results = []
+    for path in images:
+        rgb = load_image(path)
+        h, w = rgb.shape[:2]
+        side = min(h, w)
+        x0, y0 = (w - side) // 2, (h - side) // 2
+        frame = cv2.resize(rgb[y0 : y0 + side, x0 : x0 + side], (FRAME, FRAME), interpolation=cv2.INTER_AREA)
+        split = {
+            "images": cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)[None],
+            "K": frame_intrinsics(K, x0, y0, side)[None],
+            # Only the root's depth and the scale are read from a pose: the rest is predicted.
+            "xyz": np.array([[[0.0, 0.0, root_depth]] * len(JOINT_NAMES)], np.float32),
+            "scale": np.array([scale], np.float32),
+        }
+        with torch.no_grad():
+            out = predict(model, split)
+        uv = out["uv"][0] * side / FRAME + [x0, y0]
+        result = {
+            "image": str(path),
+            "model": str(model_path),
+            "joints": JOINT_NAMES,
+            "uv_px": np.round(uv, 2).tolist(),
+            "xyz_mm": np.round(out["xyz"][0] * 1000, 1).tolist(),
+        }
+        if overlay_dir is not None:
+            overlay = Path(overlay_dir) / f"{Path(path).stem}_pose.png"
+            with atomic_path(overlay) as tmp:
+                cv2.imwrite(str(tmp), cv2.cvtColor(draw_skeleton(rgb, uv), cv2.COLOR_RGB2BGR))
+            result["overlay"] = str(overlay)
+        results.append(result)
+    return results
+
+
+def write_results(results: list[dict], out: str | Path | None) -> str:
+    text = json.dumps(results, indent=2)
+    if out is not None:
+        with atomic_path(out) as tmp:
+            tmp.write_text(text + "\n")
+    return text
