@@ -39,6 +39,9 @@ def test_default_params_are_valid_and_hold_the_paper_variants(params):
         (lambda p: p["model"].update(dropout=[0.3, 1.5]), "model.dropout[1]"),
         (lambda p: p.update(trian={}), "trian"),
         (lambda p: p["data"].update(n_train=10**6), "data.n_train"),
+        (lambda p: p["train"].update(seed=[1, 1]), "train.seed"),
+        (lambda p: p["train"].update(seed=[1, "2"]), "train.seed[1]"),
+        (lambda p: p["train"].update(seed=1.5), "train.seed"),
     ],
 )
 def test_bad_params_fail_naming_the_key(params, edit, key):

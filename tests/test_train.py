@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -35,7 +36,7 @@ def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca
         tiny_split["train"],
         heatmaps(tiny_split["train"]),
         tiny_split["test"],
-        tmp_path / "m.pt",
+        tmp_path / "models" / "seed0.pt",
         tmp_path / "log.csv",
         progress=False,
     )
@@ -44,13 +45,44 @@ def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca
     header = log[0].split(",")
     assert {"epoch", "lr", "lambda_asm", "loss", "loss_hm", "loss_pose", "loss_cos", "val_pose_error_mm"} <= set(header)
     assert ("loss_asm" in header) == (variant == "m_asm")
-    ckpt = torch.load(tmp_path / "m.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "models" / "seed0.pt", weights_only=False)
     assert {"model", "optimizer", "epoch", "config"} <= set(ckpt) and ckpt["config"] == config
     metrics = evaluate(
-        tmp_path / "m.pt", tiny_split["test"], tmp_path / "m.json", tmp_path / "j.csv", tmp_path / "p.npz"
+        tmp_path / "models", tiny_split["test"], tmp_path / "m.json", tmp_path / "j.csv", tmp_path / "p.npz"
     )
     on_disk = json.loads((tmp_path / "m.json").read_text())
     assert on_disk == metrics and np.isfinite(metrics["pose_error_mm"]) and metrics["pose_error_mm"] > 0
+    assert metrics["seeds"] == [0] and "pose_error_mm_sd" not in metrics
+
+
+def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_split, tmp_path):
+    config = tiny_config("m_cos_2", epochs=1)
+    config["train"]["seed"] = [3, 1]
+    train_module.train_seeds(
+        config,
+        tiny_split["train"],
+        heatmaps(tiny_split["train"]),
+        tiny_split["test"],
+        tmp_path / "models",
+        tmp_path / "log.csv",
+        progress=False,
+    )
+    assert sorted(p.name for p in (tmp_path / "models").glob("*.pt")) == ["seed1.pt", "seed3.pt"]
+    seed_logs = [pd.read_csv(tmp_path / "models" / f"seed{s}.csv") for s in (1, 3)]
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["val_pose_error_mm"].iloc[0] == pytest.approx(
+        np.mean([x["val_pose_error_mm"].iloc[0] for x in seed_logs])
+    )
+    assert "val_pose_error_mm_sd" in log
+    metrics = evaluate(
+        tmp_path / "models", tiny_split["test"], tmp_path / "m.json", tmp_path / "j.csv", tmp_path / "p.npz"
+    )
+    assert metrics["seeds"] == [1, 3] and metrics["pose_error_mm_sd"] > 0
+    with np.load(tmp_path / "p.npz") as f:
+        assert f["xyz"].shape == (2, 8, 21, 3)
+        per_seed = [np.linalg.norm(f["xyz"][i] - f["true_xyz"], axis=-1).mean() * 1000 for i in range(2)]
+    assert metrics["pose_error_mm"] == pytest.approx(np.mean(per_seed), rel=1e-5)
+    assert metrics["pose_error_mm_sd"] == pytest.approx(np.std(per_seed, ddof=1), rel=1e-4)
 
 
 def test_resume_matches_an_uninterrupted_run(tiny_split, tmp_path, monkeypatch):

@@ -56,18 +56,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     import numpy as np
 
     from handpose.data.split import load_split
-    from handpose.train import train
+    from handpose.train import train_seeds
 
     config = read_variant_config(args.config)
     heatmaps_path = Path(args.heatmaps) / "train.npy"
     if not heatmaps_path.is_file():
         raise FileNotFoundError(f"{heatmaps_path}: heatmaps not found (run the `heatmaps` stage)")
-    train(
+    train_seeds(
         config,
         load_split(args.split, "train"),
         np.load(heatmaps_path),
         load_split(args.split, "test"),
-        args.model,
+        args.models,
         args.log,
         resume=args.resume,
         progress=not args.quiet,
@@ -83,8 +83,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     visibility = read_visibility(args.dataset)
     if visibility is not None:
         visibility = visibility[test["image_ids"] % open_freihand(args.dataset).num_poses]
-    metrics = evaluate(args.model, test, args.metrics, args.per_joint, args.predictions, visibility)
-    print(f"{args.model}: pose error {metrics['pose_error_mm']:.2f} mm, PA-MPJPE {metrics['pa_mpjpe_mm']:.2f} mm")
+    metrics = evaluate(args.models, test, args.metrics, args.per_joint, args.predictions, visibility)
+    print(f"{args.models}: pose error {metrics['pose_error_mm']:.2f} mm, PA-MPJPE {metrics['pa_mpjpe_mm']:.2f} mm")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -122,11 +122,12 @@ def cmd_plots_template(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from handpose.evaluate import seed_checkpoints
     from handpose.predict import predict_images, write_results
 
     model = Path(args.model)
-    if model.suffix != ".pt":  # a variant name
-        model = Path("models") / f"{args.model}.pt"
+    if model.suffix != ".pt":  # a variant name: its first seed's model
+        model = next(iter(seed_checkpoints(Path("models") / args.model).values()))
     K = None
     if args.K is not None:
         fx, fy, cx, cy = args.K
@@ -170,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stage("predict", cmd_predict, "run a trained model on your own images", params=False)
     p.add_argument("images", nargs="+", help="image files (any size; centre-cropped to a square)")
-    p.add_argument("--model", required=True, help="a variant name (models/<variant>.pt) or a checkpoint path")
+    p.add_argument("--model", required=True, help="a variant name (models/<variant>/) or a checkpoint (.pt)")
     p.add_argument(
         "--K",
         nargs=4,
@@ -200,12 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="configs/<variant>.json from `handpose configure`")
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--heatmaps", default="data/heatmaps", help="the heatmaps folder (default: %(default)s)")
-    p.add_argument("--model", required=True, help="checkpoint to write, e.g. models/<variant>.pt")
-    p.add_argument("--log", required=True, help="per-epoch CSV log to write, e.g. plots/train/<variant>.csv")
-    p.add_argument("--resume", action="store_true", help="continue from --model's last finished epoch")
+    p.add_argument("--models", required=True, help="folder for seed<k>.pt checkpoints, e.g. models/<variant>")
+    p.add_argument("--log", required=True, help="per-epoch CSV log (mean over seeds), e.g. plots/train/<variant>.csv")
+    p.add_argument("--resume", action="store_true", help="continue each seed from its last finished epoch")
 
     p = stage("evaluate", cmd_evaluate, "score one trained variant on the test split", params=False)
-    p.add_argument("--model", required=True, help="a checkpoint written by `handpose train`")
+    p.add_argument("--models", required=True, help="a folder of seed<k>.pt written by `handpose train`")
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--metrics", required=True, help="JSON metrics to write, e.g. metrics/<variant>.json")
     p.add_argument("--per-joint", required=True, help="per-joint error CSV to write")

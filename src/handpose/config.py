@@ -34,7 +34,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "batch_size": int,
         "lr": _NUMBER,
         "lr_drop_at": _NUMBER,
-        "seed": int,
+        "seed": (int, list),  # one seed, or a list: one model per seed, results as mean +- sd
         "channels_last": bool,
         "bf16": bool,
         "device": str,
@@ -59,7 +59,7 @@ def _check_type(key: str, value: Any, kind: Any) -> None:
     if isinstance(value, bool) and kind is not bool:
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if not isinstance(value, kind):
-        want = "a number" if kind is _NUMBER else getattr(kind, "__name__", str(kind))
+        want = {_NUMBER: "a number", (int, list): "an integer or a list of integers"}.get(kind) or kind.__name__
         raise ConfigError(f"{key}: expected {want}, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key}: must be finite, got {value!r}")
@@ -134,6 +134,12 @@ def validate(params: dict) -> dict:
         raise ConfigError("asm.schedule: must list at least one factor")
     for i, f in enumerate(params["asm"]["schedule"]):
         _check_type(f"asm.schedule[{i}]", f, _NUMBER)
+    seeds = params["train"]["seed"]
+    if isinstance(seeds, list):
+        if not seeds or len(set(map(str, seeds))) != len(seeds):
+            raise ConfigError(f"train.seed: a list of seeds must be non-empty and without repeats, got {seeds!r}")
+        for i, seed in enumerate(seeds):
+            _check_type(f"train.seed[{i}]", seed, int)
     if params["asm"]["pca"] not in ASM_PCA:
         raise ConfigError(f"asm.pca: must be one of {ASM_PCA}, got {params['asm']['pca']!r}")
     if not params["variants"]:
@@ -160,6 +166,11 @@ def validate(params: dict) -> dict:
             if merged[key] <= 0:
                 raise ConfigError(f"variant_train.{name}.{key}: must be > 0, got {merged[key]!r}")
     return params
+
+
+def seeds_of(train: dict) -> list[int]:
+    """`train.seed` as a list: one model is trained per seed."""
+    return train["seed"] if isinstance(train["seed"], list) else [train["seed"]]
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

@@ -1,8 +1,10 @@
-"""A trained model + the test split -> metrics/<variant>.json, per-joint plot data, predictions."""
+"""Trained models (one per seed) + the test split -> metrics/<variant>.json, per-joint plot data,
+predictions."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -16,8 +18,18 @@ from handpose.model.pose_net import predict
 from handpose.train import load_model, pick_device
 
 
+def seed_checkpoints(model_dir: str | Path) -> dict[int, Path]:
+    """seed -> checkpoint for the seed<k>.pt files `train_seeds` wrote, in seed order."""
+    found = {
+        int(m.group(1)): p for p in Path(model_dir).glob("seed*.pt") if (m := re.fullmatch(r"seed(-?\d+)\.pt", p.name))
+    }
+    if not found:
+        raise FileNotFoundError(f"{model_dir}: no seed<k>.pt checkpoints (run the `train` stage)")
+    return dict(sorted(found.items()))
+
+
 def evaluate(
-    model_path: str | Path,
+    model_dir: str | Path,
     test_split: dict[str, np.ndarray],
     metrics_path: str | Path,
     per_joint_path: str | Path,
@@ -25,38 +37,57 @@ def evaluate(
     visibility: np.ndarray | None = None,
 ) -> dict:
     """Score one variant on the test split (the paper's protocol: ground-truth root depth given).
-    `visibility` (N, 21), where the data has it, splits the error by occlusion."""
-    model, checkpoint = load_model(model_path)
-    model.to(pick_device(checkpoint["config"]["train"]["device"]))
-    tic = time.perf_counter()
-    pred = predict(model, test_split)
-    seconds = time.perf_counter() - tic
-    true_uv = project(test_split["xyz"], test_split["K"])
+    With several seeds, each metric is the mean over seeds and `*_sd` its spread; `visibility`
+    (N, 21), where the data has it, splits the error by occlusion."""
+    true_xyz = test_split["xyz"]
+    xyz, uv, per_seed, seconds, train_seconds = [], [], {}, 0.0, 0.0
+    for seed, path in seed_checkpoints(model_dir).items():
+        model, checkpoint = load_model(path)
+        model.to(pick_device(checkpoint["config"]["train"]["device"]))
+        tic = time.perf_counter()
+        pred = predict(model, test_split)
+        seconds += time.perf_counter() - tic
+        train_seconds += sum(row["seconds"] for row in checkpoint["log"])
+        xyz.append(pred["xyz"])
+        uv.append(pred["uv"])
+        per_seed[seed] = pose_metrics(pred["xyz"], true_xyz)
+    xyz, uv = np.stack(xyz), np.stack(uv)  # (S, N, 21, 3|2)
+    true_uv = project(true_xyz, test_split["K"])
+    # Every seed's predictions side by side, for the metrics that pool joints.
+    pooled_pred, pooled_true = xyz.reshape(-1, *true_xyz.shape[1:]), np.concatenate([true_xyz] * len(xyz))
+    runs = pd.DataFrame(per_seed.values())
     metrics = {
-        **pose_metrics(pred["xyz"], test_split["xyz"]),
-        "uv_error_px": float(np.linalg.norm(pred["uv"] - true_uv, axis=-1).mean()),
-        "per_finger_mm": per_finger_errors_mm(pred["xyz"], test_split["xyz"]),
+        **runs.mean().to_dict(),
+        **({f"{k}_sd": v for k, v in runs.std().to_dict().items()} if len(runs) > 1 else {}),
+        "seeds": list(per_seed),
+        "uv_error_px": float(np.linalg.norm(uv - true_uv, axis=-1).mean()),
+        "per_finger_mm": per_finger_errors_mm(pooled_pred, pooled_true),
         **(
-            {"by_visibility_mm": errors_by_visibility_mm(pred["xyz"], test_split["xyz"], visibility)}
+            {
+                "by_visibility_mm": errors_by_visibility_mm(
+                    pooled_pred, pooled_true, np.concatenate([visibility] * len(xyz))
+                )
+            }
             if visibility is not None
             else {}
         ),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": float(sum(row["seconds"] for row in checkpoint["log"])),
-        "inference_ms_per_image": 1000 * seconds / len(test_split["xyz"]),
+        "train_seconds": train_seconds,
+        "inference_ms_per_image": 1000 * seconds / xyz.shape[0] / xyz.shape[1],
         "epochs": len(checkpoint["log"]),
-        "test_samples": len(test_split["xyz"]),
+        "test_samples": len(true_xyz),
     }
     write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
-    per_joint = per_joint_errors_mm(pred["xyz"], test_split["xyz"])
+    per_joint = per_joint_errors_mm(pooled_pred, pooled_true)
     with atomic_path(per_joint_path) as tmp:
         pd.DataFrame({"joint": list(per_joint), "error_mm": list(per_joint.values())}).to_csv(tmp, index=False)
     with atomic_path(predictions_path) as tmp, tmp.open("wb") as f:
         np.savez(
             f,
-            xyz=pred["xyz"],
-            uv=pred["uv"],
-            true_xyz=test_split["xyz"],
+            xyz=xyz,
+            uv=uv,
+            seeds=np.array(list(per_seed)),
+            true_xyz=true_xyz,
             true_uv=true_uv,
             image_ids=test_split["image_ids"],
             variant=checkpoint["config"]["variant"],

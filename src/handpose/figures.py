@@ -57,7 +57,7 @@ def error_figure(per_sample: pd.DataFrame, paper_mm: dict[str, float], path: str
 
 
 def pck_figure(predictions: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path) -> None:
-    """3D PCK curves (0-50 mm) of every variant and the mean-pose reference."""
+    """3D PCK curves (0-50 mm) of every variant and the mean-pose reference, pooling seeds."""
     frame = pd.concat(
         [
             pd.DataFrame(

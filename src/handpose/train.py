@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
 from handpose.atomic import atomic_path
-from handpose.config import LOSS_TERMS
+from handpose.config import LOSS_TERMS, seeds_of
 from handpose.losses import asm_weight, fit_shape_model, loss_terms
 from handpose.metrics import joint_errors_mm
 from handpose.model.pose_net import HandPoseNet, predict, root_relative_in_scale, to_input
@@ -160,6 +161,36 @@ def train(
             )
         _write_log(rows, log_path)
     return model
+
+
+def seed_checkpoint(model_dir: str | Path, seed: int) -> Path:
+    return Path(model_dir) / f"seed{seed}.pt"
+
+
+def train_seeds(
+    config: dict,
+    train_split: dict,
+    heatmaps: np.ndarray,
+    test_split: dict,
+    model_dir: str | Path,
+    log_path: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+) -> None:
+    """Train one model per `train.seed` into model_dir/seed<k>.pt (each with its own log) and
+    write the per-epoch mean over seeds to `log_path` (with `*_sd` columns when there are several)."""
+    logs = []
+    for seed in seeds_of(config["train"]):
+        seeded = {**config, "train": {**config["train"], "seed": seed}}
+        path = seed_checkpoint(model_dir, seed)
+        train(seeded, train_split, heatmaps, test_split, path, path.with_suffix(".csv"), resume, progress)
+        logs.append(pd.read_csv(path.with_suffix(".csv")))
+    by_epoch = pd.concat(logs).groupby("epoch", sort=True)
+    summary = by_epoch.mean().reset_index()
+    if len(logs) > 1:
+        summary["val_pose_error_mm_sd"] = by_epoch["val_pose_error_mm"].std().to_numpy()
+    with atomic_path(log_path) as tmp:
+        summary.to_csv(tmp, index=False)
 
 
 def load_model(path: str | Path) -> tuple[HandPoseNet, dict]:
