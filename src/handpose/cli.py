@@ -1,4 +1,4 @@
-"""`handpose <stage>`: the pipeline's entry points. Argument parsing only; the work lives in the modules."""
+"""`handpose <stage>`: the pipeline's stages (see dvc.yaml) and a few tools. Argument parsing only."""
 
 from __future__ import annotations
 
@@ -139,7 +139,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="handpose", description=__doc__.split(".")[0] + ". See dvc.yaml.")
+    parser = argparse.ArgumentParser(
+        prog="handpose",
+        description="3D hand pose pipeline: the stages of dvc.yaml (run them with `dvc repro`), then tools.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
 
     def stage(name: str, func, help: str, params: bool = True) -> argparse.ArgumentParser:
@@ -156,38 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("data", cmd_data, "write the offline synthetic dataset in FreiHAND v2's layout")
     p.add_argument("--out", default="data/freihand", help="dataset folder (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
-
-    p = stage(
-        "contact-sheet", cmd_contact_sheet, "draw dataset samples with their skeletons into one image", params=False
-    )
-    p.add_argument("--dataset", default="data/freihand", help="a FreiHAND-layout folder (default: %(default)s)")
-    p.add_argument("--out", default="docs/contact_sheet.jpg", help="image to write (default: %(default)s)")
-    p.add_argument("--n", type=int, default=16, help="samples (default: %(default)s)")
-    p.add_argument("--cols", type=int, default=4, help="samples per row (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="which samples (default: %(default)s)")
-
-    p = stage("plots-template", cmd_plots_template, "write the offline HTML page for `dvc plots show`", params=False)
-    p.add_argument("--out", default=".dvc/plots/offline.html", help="(default: %(default)s, see .dvc/config)")
-
-    p = stage("predict", cmd_predict, "run a trained model on your own images", params=False)
-    p.add_argument("images", nargs="+", help="image files (any size; centre-cropped to a square)")
-    p.add_argument("--model", required=True, help="a variant name (models/<variant>/) or a checkpoint (.pt)")
-    p.add_argument(
-        "--K",
-        nargs=4,
-        type=float,
-        metavar=("FX", "FY", "CX", "CY"),
-        help="camera intrinsics in the image's pixels (default: a FreiHAND-like camera)",
-    )
-    p.add_argument("--root-depth", type=float, default=0.6, help="wrist depth in metres (default: %(default)s)")
-    p.add_argument(
-        "--scale",
-        type=float,
-        default=0.03,
-        help="hand scale: middle MCP-PIP length in metres (default: %(default)s, FreiHAND-like)",
-    )
-    p.add_argument("--out", help="write the JSON here instead of printing it")
-    p.add_argument("--overlay-dir", help="write <image>_pose.png overlays here")
 
     p = stage("split", cmd_split, "choose the train/test poses and decode their images into arrays")
     p.add_argument("--dataset", default="data/freihand", help="a FreiHAND-layout folder (default: %(default)s)")
@@ -221,6 +192,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", default="metrics/summary.json", help="(default: %(default)s)")
     p.add_argument("--markdown", default="metrics/summary.md", help="(default: %(default)s)")
     p.add_argument("--figures", default="plots/report", help="folder for the PNG figures (default: %(default)s)")
+    # Tools beside the pipeline.
+    p = stage(
+        "contact-sheet", cmd_contact_sheet, "draw dataset samples with their skeletons into one image", params=False
+    )
+    p.add_argument("--dataset", default="data/freihand", help="a FreiHAND-layout folder (default: %(default)s)")
+    p.add_argument("--out", default="docs/contact_sheet.jpg", help="image to write (default: %(default)s)")
+    p.add_argument("--n", type=int, default=16, help="samples (default: %(default)s)")
+    p.add_argument("--cols", type=int, default=4, help="samples per row (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="which samples (default: %(default)s)")
+
+    p = stage("plots-template", cmd_plots_template, "write the offline HTML page for `dvc plots show`", params=False)
+    p.add_argument("--out", default=".dvc/plots/offline.html", help="(default: %(default)s, see .dvc/config)")
+
+    p = stage("predict", cmd_predict, "run a trained model on your own images", params=False)
+    p.add_argument("images", nargs="+", help="image files (any size; centre-cropped to a square)")
+    p.add_argument("--model", required=True, help="a variant name (models/<variant>/) or a checkpoint (.pt)")
+    p.add_argument(
+        "--K",
+        nargs=4,
+        type=float,
+        metavar=("FX", "FY", "CX", "CY"),
+        help="camera intrinsics in the image's pixels (default: a FreiHAND-like camera)",
+    )
+    p.add_argument("--root-depth", type=float, default=0.6, help="wrist depth in metres (default: %(default)s)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=0.03,
+        help="hand scale: middle MCP-PIP length in metres (default: %(default)s, FreiHAND-like)",
+    )
+    p.add_argument("--out", help="write the JSON here instead of printing it")
+    p.add_argument("--overlay-dir", help="write <image>_pose.png overlays here")
+
     return parser
 
 
