@@ -37,3 +37,11 @@ def test_project_known_point():
     K = np.array([[500.0, 0, 112], [0, 400, 100], [0, 0, 1]])
     uv = camera.project(np.array([[0.1, -0.05, 0.5]]), K)
     np.testing.assert_allclose(uv, [[112 + 500 * 0.2, 100 - 400 * 0.1]])
+
+
+def test_bone_finger_matches_the_finger_joints():
+    from handpose.skeleton import BONE_FINGER, FINGERS
+
+    assert len(BONE_FINGER) == NUM_BONES
+    for (_, child), finger in zip(BONES, BONE_FINGER):
+        assert child in FINGER_JOINTS[FINGERS[finger]]

@@ -15,7 +15,7 @@ import seaborn as sns  # noqa: E402
 from handpose.atomic import atomic_path  # noqa: E402
 from handpose.data.contact_sheet import FINGER_COLOURS, draw_skeleton  # noqa: E402
 from handpose.metrics import PCK_THRESHOLDS_MM, joint_errors_mm, pck_curve  # noqa: E402
-from handpose.skeleton import BONES, FINGER_JOINTS  # noqa: E402
+from handpose.skeleton import BONE_FINGER, BONES  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: str | Path) -> None:
@@ -74,8 +74,7 @@ def pck_figure(predictions: dict[str, tuple[np.ndarray, np.ndarray]], path: str 
 
 
 def _skeleton_3d(ax: plt.Axes, xyz: np.ndarray, style: str, label: str) -> None:
-    for parent, child in BONES:
-        finger = next(f for f, joints in enumerate(FINGER_JOINTS.values()) if child in joints)
+    for (parent, child), finger in zip(BONES, BONE_FINGER):
         colour = "0.2" if style == "--" else np.array(FINGER_COLOURS[finger]) / 255
         ax.plot(*xyz[[parent, child]].T * 1000, style, color=colour, lw=1.5, label=label if child == 1 else None)
 

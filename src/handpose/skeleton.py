@@ -22,5 +22,8 @@ FINGER_JOINTS: dict[str, tuple[int, ...]] = {
     finger: tuple(range(1 + 4 * f, 5 + 4 * f)) for f, finger in enumerate(FINGERS)
 }
 
+# Which finger (index into FINGERS) each bone belongs to, in BONES order: 4 bones per finger.
+BONE_FINGER: tuple[int, ...] = tuple(f for f in range(5) for _ in range(4))
+
 # FreiHAND's `training_scale` is the length of the bone between these joints (middle MCP->PIP).
 SCALE_BONE: tuple[int, int] = (9, 10)

@@ -10,16 +10,12 @@ import numpy as np
 from handpose.atomic import atomic_path
 from handpose.camera import project
 from handpose.data.freihand import open_freihand, read_visibility
-from handpose.skeleton import BONES, FINGER_JOINTS
+from handpose.skeleton import BONE_FINGER, BONES
 
 # One colour per finger (RGB), and one per visibility code beside the dataset (0 visible,
 # 1 hidden by the hand itself, 2 hidden by an object).
 FINGER_COLOURS = [(255, 80, 80), (255, 200, 0), (60, 220, 60), (0, 200, 255), (200, 90, 255)]
 VISIBILITY_COLOURS = {0: (255, 255, 255), 1: (255, 40, 40), 2: (40, 120, 255)}
-
-
-def _finger_of(joint: int) -> int:
-    return next(f for f, joints in enumerate(FINGER_JOINTS.values()) if joint in joints)
 
 
 def draw_skeleton(
@@ -28,9 +24,8 @@ def draw_skeleton(
     """A copy of `rgb` with bones coloured by finger and joints by visibility (or all in `colour`)."""
     out = rgb.copy()
     pts = np.round(uv).astype(int)
-    for parent, child in BONES:
-        bone = colour or FINGER_COLOURS[_finger_of(child)]
-        cv2.line(out, tuple(pts[parent]), tuple(pts[child]), bone, 1, cv2.LINE_AA)
+    for (parent, child), finger in zip(BONES, BONE_FINGER):
+        cv2.line(out, tuple(pts[parent]), tuple(pts[child]), colour or FINGER_COLOURS[finger], 1, cv2.LINE_AA)
     for j, p in enumerate(pts):
         joint = colour or VISIBILITY_COLOURS[int(visibility[j]) if visibility is not None else 0]
         cv2.circle(out, tuple(p), 2, joint, -1, cv2.LINE_AA)
