@@ -4,7 +4,6 @@ predictions."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -15,17 +14,7 @@ from handpose.atomic import atomic_path, write_text
 from handpose.camera import project
 from handpose.metrics import errors_by_visibility_mm, per_finger_errors_mm, per_joint_errors_mm, pose_metrics
 from handpose.model.pose_net import predict
-from handpose.train import load_model, pick_device
-
-
-def seed_checkpoints(model_dir: str | Path) -> dict[int, Path]:
-    """seed -> checkpoint for the seed<k>.pt files `train_seeds` wrote, in seed order."""
-    found = {
-        int(m.group(1)): p for p in Path(model_dir).glob("seed*.pt") if (m := re.fullmatch(r"seed(-?\d+)\.pt", p.name))
-    }
-    if not found:
-        raise FileNotFoundError(f"{model_dir}: no seed<k>.pt checkpoints (run the `train` stage)")
-    return dict(sorted(found.items()))
+from handpose.train import load_model, pick_device, seed_checkpoints
 
 
 def evaluate(

@@ -14,7 +14,7 @@ import seaborn as sns  # noqa: E402
 
 from handpose.atomic import atomic_path  # noqa: E402
 from handpose.data.contact_sheet import FINGER_COLOURS, draw_skeleton  # noqa: E402
-from handpose.metrics import PCK_THRESHOLDS_MM, joint_errors_mm, pck_curve  # noqa: E402
+from handpose.metrics import PCK_THRESHOLDS_MM, joint_errors_mm, pck_curve, pose_error_mm  # noqa: E402
 from handpose.skeleton import BONE_FINGER, BONES  # noqa: E402
 
 
@@ -94,7 +94,7 @@ def qualitative_figure(
     for i, image in enumerate(images):
         ax = fig.add_subplot(2, len(images), i + 1)
         ax.imshow(draw_skeleton(draw_skeleton(image, true_uv[i], colour=(255, 255, 255)), pred_uv[i]))
-        error = joint_errors_mm(pred_xyz[i : i + 1], true_xyz[i : i + 1]).mean()
+        error = pose_error_mm(pred_xyz[i : i + 1], true_xyz[i : i + 1])
         ax.set(title=f"{error:.1f} mm", xticks=[], yticks=[])
         ax3 = fig.add_subplot(2, len(images), len(images) + i + 1, projection="3d")
         root = true_xyz[i, 0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from handpose.atomic import atomic_path
 from handpose.config import LOSS_TERMS, seeds_of
 from handpose.losses import asm_weight, fit_shape_model, loss_terms
-from handpose.metrics import joint_errors_mm
+from handpose.metrics import pose_error_mm
 from handpose.model.pose_net import HandPoseNet, predict, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
 
@@ -101,7 +102,7 @@ def train(
         lam = asm_weight(losses["asm"], config["asm"]["schedule"], epoch, tcfg["epochs"]) if "asm" in losses else 0.0
         weights = {**losses, "asm": lam} if "asm" in losses else losses
         model.train()
-        sums = dict.fromkeys(("loss", *logged), 0.0)
+        sums = dict.fromkeys(("loss", *logged), 0.0)  # device tensors after the first step: no sync per step
         order = torch.randperm(len(images), generator=generator).to(device)
         steps = len(images) // batch  # drop the incomplete last batch: BatchNorm needs > 1 sample
         tic = time.perf_counter()
@@ -124,10 +125,11 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            sums["loss"] += float(loss.detach())
+            sums["loss"] = sums["loss"] + loss.detach()
             for name, value in terms.items():
-                sums[name] += float(value.detach())
-            bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3g}", refresh=False)
+                sums[name] = sums[name] + value.detach()
+            if progress and step % 25 == 0:  # reading the loss waits for the device
+                bar.set_postfix(loss=f"{float(sums['loss']) / (step + 1):.3g}", refresh=False)
         seconds = time.perf_counter() - tic
         val = predict(model, test_split, channels_last=tcfg["channels_last"])
         rows.append(
@@ -135,8 +137,8 @@ def train(
                 "epoch": epoch + 1,
                 "lr": lr,
                 "lambda_asm": lam,
-                **{("loss" if k == "loss" else f"loss_{k}"): v / steps for k, v in sums.items()},
-                "val_pose_error_mm": float(joint_errors_mm(val["xyz"], test_split["xyz"]).mean()),
+                **{("loss" if k == "loss" else f"loss_{k}"): float(v) / steps for k, v in sums.items()},
+                "val_pose_error_mm": pose_error_mm(val["xyz"], test_split["xyz"]),
                 "seconds": seconds,
                 "samples_per_s": steps * batch / seconds,
             }
@@ -164,7 +166,18 @@ def train(
 
 
 def seed_checkpoint(model_dir: str | Path, seed: int) -> Path:
+    """Where `train_seeds` keeps the model of one seed."""
     return Path(model_dir) / f"seed{seed}.pt"
+
+
+def seed_checkpoints(model_dir: str | Path) -> dict[int, Path]:
+    """seed -> checkpoint for every model `train_seeds` wrote into `model_dir`, in seed order."""
+    found = {
+        int(m.group(1)): p for p in Path(model_dir).glob("seed*.pt") if (m := re.fullmatch(r"seed(-?\d+)\.pt", p.name))
+    }
+    if not found:
+        raise FileNotFoundError(f"{model_dir}: no seed<k>.pt checkpoints (run the `train` stage)")
+    return dict(sorted(found.items()))
 
 
 def train_seeds(
