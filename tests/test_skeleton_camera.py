@@ -45,3 +45,9 @@ def test_bone_finger_matches_the_finger_joints():
     assert len(BONE_FINGER) == NUM_BONES
     for (_, child), finger in zip(BONES, BONE_FINGER):
         assert child in FINGER_JOINTS[FINGERS[finger]]
+
+
+def test_intrinsics_single_and_stacked():
+    np.testing.assert_array_equal(camera.intrinsics(500, 400, 112, 100), [[500, 0, 112], [0, 400, 100], [0, 0, 1]])
+    stack = camera.intrinsics(np.array([375.0, 600.0]), np.array([375.0, 600.0]), 112, 112)
+    assert stack.shape == (2, 3, 3) and stack[1, 1, 1] == 600 and stack[0, 0, 2] == 112

@@ -17,6 +17,14 @@ def _inverse(K: Array) -> Array:
     return torch.linalg.inv(K) if isinstance(K, torch.Tensor) else np.linalg.inv(K)
 
 
+def intrinsics(fx: float | np.ndarray, fy: float | np.ndarray, cx: float, cy: float) -> np.ndarray:
+    """K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]; array focal lengths give a stack (..., 3, 3)."""
+    fx, fy = np.broadcast_arrays(np.asarray(fx, np.float64), np.asarray(fy, np.float64))
+    K = np.zeros((*fx.shape, 3, 3))
+    K[..., 0, 0], K[..., 1, 1], K[..., 0, 2], K[..., 1, 2], K[..., 2, 2] = fx, fy, cx, cy, 1.0
+    return K
+
+
 def project(xyz: Array, K: Array) -> Array:
     """Camera-space points (..., J, 3) -> pixel coordinates (..., J, 2)."""
     uvw = xyz @ K.swapaxes(-1, -2)

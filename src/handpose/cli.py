@@ -75,14 +75,14 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from handpose.data.freihand import open_freihand, read_visibility
+    from handpose.data.freihand import read_visibility
     from handpose.data.split import load_split
     from handpose.evaluate import evaluate
 
     test = load_split(args.split, "test")
-    visibility = read_visibility(args.dataset)
+    visibility = read_visibility(args.dataset)  # one row per pose; image i shows pose i % poses
     if visibility is not None:
-        visibility = visibility[test["image_ids"] % open_freihand(args.dataset).num_poses]
+        visibility = visibility[test["image_ids"] % len(visibility)]
     metrics = evaluate(args.models, test, args.metrics, args.per_joint, args.predictions, visibility)
     print(f"{args.models}: pose error {metrics['pose_error_mm']:.2f} mm, PA-MPJPE {metrics['pa_mpjpe_mm']:.2f} mm")
 
@@ -120,18 +120,14 @@ def cmd_plots_template(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from handpose.evaluate import seed_checkpoints
+    from handpose.camera import intrinsics
     from handpose.predict import predict_images, write_results
+    from handpose.train import seed_checkpoints
 
     model = Path(args.model)
     if model.suffix != ".pt":  # a variant name: its first seed's model
         model = next(iter(seed_checkpoints(Path("models") / args.model).values()))
-    K = None
-    if args.K is not None:
-        fx, fy, cx, cy = args.K
-        K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+    K = None if args.K is None else intrinsics(*args.K)
     results = predict_images(model, args.images, K, args.root_depth, args.scale, args.overlay_dir)
     text = write_results(results, args.out)
     if args.out is None:

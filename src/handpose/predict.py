@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from handpose.atomic import atomic_path
+from handpose.camera import intrinsics
 from handpose.data.contact_sheet import draw_skeleton
 from handpose.model.pose_net import predict
 from handpose.skeleton import JOINT_NAMES
@@ -28,7 +29,7 @@ DEFAULT_FOCAL = 480.0  # px in that frame, mid-range of FreiHAND's 375-600
 def frame_intrinsics(K: np.ndarray | None, x0: int, y0: int, side: int) -> np.ndarray:
     """K of the 224 frame made by cropping the square (x0, y0, side) and resizing it to 224."""
     if K is None:
-        return np.array([[DEFAULT_FOCAL, 0, FRAME / 2], [0, DEFAULT_FOCAL, FRAME / 2], [0, 0, 1]], np.float32)
+        return intrinsics(DEFAULT_FOCAL, DEFAULT_FOCAL, FRAME / 2, FRAME / 2).astype(np.float32)
     crop = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
     resize = np.diag([FRAME / side, FRAME / side, 1.0])
     return (resize @ crop @ K).astype(np.float32)

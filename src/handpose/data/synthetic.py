@@ -11,8 +11,6 @@ import json
 import math
 import multiprocessing
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from handpose.camera import lift, project
+from handpose.atomic import atomic_path
+from handpose.camera import intrinsics, lift, project
+from handpose.data.freihand import VISIBILITY_FILE
 from handpose.skeleton import FINGER_JOINTS, FINGERS, NUM_JOINTS, SCALE_BONE
 
 IMAGE_SIZE = 224
@@ -200,10 +200,7 @@ def _place_in_view(rng: np.random.Generator, points: np.ndarray, radii: np.ndarr
         f = rng.uniform(*FOCAL_RANGE, n)
         depth = rng.uniform(*DEPTH_RANGE, n)
         uv = np.asarray(PRINCIPAL_POINT) + rng.normal(0.0, CENTRE_JITTER_PX, (n, 1, 2))
-        K = np.zeros((n, 3, 3))
-        K[:, 0, 0] = K[:, 1, 1] = f
-        K[:, 0, 2], K[:, 1, 2] = PRINCIPAL_POINT
-        K[:, 2, 2] = 1.0
+        K = intrinsics(f, f, *PRINCIPAL_POINT)
         wrist = lift(uv, depth[:, None] + centre[2], K) - centre  # (n, 1, 3), wrist at `depth`
         cam = points[None] + wrist
         z = cam[..., 2]
@@ -473,11 +470,8 @@ def write_dataset(root: str | Path, n: int, seed: int, workers: int | None = Non
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    root = Path(root)
     workers = _default_workers() if workers is None else max(1, workers)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
+    with atomic_path(root) as tmp:  # replaces `root` only once the whole dataset is written
         (tmp / "training" / "rgb").mkdir(parents=True)
         (tmp / "training" / "mask").mkdir(parents=True)
         xyz = np.zeros((n, NUM_JOINTS, 3), np.float32)
@@ -504,14 +498,6 @@ def write_dataset(root: str | Path, n: int, seed: int, workers: int | None = Non
             ("training_xyz.json", xyz),
             ("training_K.json", K),
             ("training_scale.json", scale),
-            ("training_visibility.json", vis),
+            (VISIBILITY_FILE, vis),
         ):
             (tmp / name).write_text(json.dumps(value.tolist()))
-        if root.is_dir() and not root.is_symlink():
-            shutil.rmtree(root)
-        elif root.exists() or root.is_symlink():
-            root.unlink()
-        tmp.rename(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
