@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup repro test lint
+.PHONY: setup repro test lint compare
 setup: $(VENV)/.installed .dvc/plots/offline.html
 
 # torch first, pinned: the CPU wheel on this machine's disk, not a multi-GB CUDA build.
@@ -20,6 +20,12 @@ $(VENV)/.installed: pyproject.toml
 
 repro: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+# The experiment table that fits a terminal: the params that changed, and per variant its pose error
+# and PA-MPJPE (metrics/summary.json); per-variant details and code/data hashes are dropped.
+EXP_TABLE := --only-changed --drop 'Created|metrics/(?!summary).*|(configs|data|models|predictions|plots|src)/.*'
+compare:
+	PATH="$(abspath $(BIN)):$$PATH" dvc exp show --no-pager $(EXP_TABLE)
 
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest

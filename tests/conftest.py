@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from handpose.config import DataConfig
 from handpose.data.split import load_split, write_split
 from handpose.data.synthetic import write_dataset
 
@@ -20,5 +21,6 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_split(tiny_dataset, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("split") / "split"
-    write_split(tiny_dataset, out, n_train=24, n_test=8, seed=0, input_size=32, progress=False)
+    config = DataConfig(source="synthetic", n_synthetic=40, n_train=24, n_test=8, seed=0)
+    write_split(tiny_dataset, out, config, input_size=32, progress=False)
     return {"train": load_split(out, "train"), "test": load_split(out, "test"), "dir": out}

@@ -4,9 +4,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handpose.config import ConfigError, load_params, validate, variant_config, write_variant_configs
+from handpose.config import (
+    ConfigError,
+    load_params,
+    read_variant_config,
+    validate,
+    variant_config,
+    write_variant_configs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def raw():
+    """params.yaml as read, before validation: the tests edit it like a user would."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 @pytest.fixture
@@ -15,13 +28,13 @@ def params():
 
 
 def test_default_params_are_valid_and_hold_the_paper_variants(params):
-    assert params["variants"] == {
+    assert params.variants == {
         "baseline": ["hm", "pose", "len", "dir"],
         "m_cos_1": ["hm", "pose", "len", "dir", "cos"],
         "m_cos_2": ["hm", "pose", "cos"],
         "m_asm": ["hm", "pose", "asm"],
     }
-    assert params["loss"] == {"hm": 0.1, "pose": 1.0, "len": 0.01, "dir": 0.1, "cos": 10.0, "asm": 100.0}
+    assert params.loss.model_dump() == {"hm": 0.1, "pose": 1.0, "len": 0.01, "dir": 0.1, "cos": 10.0, "asm": 100.0}
 
 
 @pytest.mark.parametrize(
@@ -44,8 +57,8 @@ def test_default_params_are_valid_and_hold_the_paper_variants(params):
         (lambda p: p["train"].update(seed=1.5), "train.seed"),
     ],
 )
-def test_bad_params_fail_naming_the_key(params, edit, key):
-    bad = copy.deepcopy(params)
+def test_bad_params_fail_naming_the_key(raw, edit, key):
+    bad = copy.deepcopy(raw)
     edit(bad)
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         validate(bad)
@@ -61,15 +74,15 @@ def test_load_params_names_the_file(tmp_path):
 
 
 def test_variant_config_holds_only_its_own_terms(params):
-    assert variant_config(params, "baseline")["losses"] == {"hm": 0.1, "pose": 1.0, "len": 0.01, "dir": 0.1}
-    assert "asm" not in variant_config(params, "m_cos_2") and "asm" in variant_config(params, "m_asm")
+    assert variant_config(params, "baseline").losses == {"hm": 0.1, "pose": 1.0, "len": 0.01, "dir": 0.1}
+    assert variant_config(params, "m_cos_2").asm is None and variant_config(params, "m_asm").asm == params.asm
     with pytest.raises(ConfigError, match="variants.nope"):
         variant_config(params, "nope")
 
 
-def test_changing_cos_rewrites_only_the_cos_variants(params, tmp_path):
+def test_changing_cos_rewrites_only_the_cos_variants(params, raw, tmp_path):
     before = {p.stem: p.read_bytes() for p in write_variant_configs(params, tmp_path / "a")}
-    changed = copy.deepcopy(params)
+    changed = copy.deepcopy(raw)
     changed["loss"]["cos"] = 5
     after = {p.stem: p.read_bytes() for p in write_variant_configs(validate(changed), tmp_path / "b")}
     assert {v for v in before if before[v] != after[v]} == {"m_cos_1", "m_cos_2"}
@@ -77,16 +90,15 @@ def test_changing_cos_rewrites_only_the_cos_variants(params, tmp_path):
 
 def test_params_yaml_round_trips(params, tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path.write_text(yaml.safe_dump(params.model_dump()))
     assert load_params(path) == params
 
 
-def test_variant_train_overrides_only_that_variant(params):
-    params = copy.deepcopy(params)
-    params["variant_train"] = {"m_asm": {"batch_size": 25}}
-    validate(params)
-    assert variant_config(params, "m_asm")["train"]["batch_size"] == 25
-    assert variant_config(params, "baseline")["train"]["batch_size"] == params["train"]["batch_size"]
+def test_variant_train_overrides_only_that_variant(raw):
+    raw["variant_train"] = {"m_asm": {"batch_size": 25}}
+    params = validate(raw)
+    assert variant_config(params, "m_asm").train.batch_size == 25
+    assert variant_config(params, "baseline").train.batch_size == params.train.batch_size
 
 
 @pytest.mark.parametrize(
@@ -98,8 +110,27 @@ def test_variant_train_overrides_only_that_variant(params):
         ({"m_asm": {"lr": 0}}, "variant_train.m_asm.lr"),
     ],
 )
-def test_bad_variant_train_names_the_key(params, overrides, key):
-    params = copy.deepcopy(params)
-    params["variant_train"] = overrides
+def test_bad_variant_train_names_the_key(raw, overrides, key):
+    raw["variant_train"] = overrides
     with pytest.raises(ConfigError, match=key):
-        validate(params)
+        validate(raw)
+
+
+def test_a_number_dvc_writes_as_1e_05_is_a_number(raw):
+    # `dvc exp run -S train.lr=1e-5` writes `1e-05`, which YAML 1.1 reads as a string.
+    raw["train"]["lr"] = yaml.safe_load("lr: 1e-05")["lr"]
+    assert validate(raw).train.lr == 1e-5
+
+
+def test_derived_values_are_derived(params):
+    assert params.model.heatmap_size == params.model.input_size // 4
+    assert params.train.seed == [0]  # one seed or a list: always a list once read
+
+
+def test_read_variant_config_round_trips_and_names_a_bad_file(params, tmp_path):
+    for path in write_variant_configs(params, tmp_path):
+        assert read_variant_config(path) == variant_config(params, path.stem)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"variant": "x"}')
+    with pytest.raises(ConfigError, match="bad.json"):
+        read_variant_config(bad)

@@ -6,10 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from handpose.data.freihand import FreiHANDError, open_freihand
+from handpose.data import layout
+from handpose.data.freihand import FreiHANDError, open_freihand, read_rgb, read_visibility
 from handpose.data.synthetic import render_sample, write_dataset
 
 N = 6
@@ -40,8 +42,8 @@ def test_reads_back(root: Path) -> None:
     assert (ds.num_poses, ds.num_images) == (N, N)
     assert ds.xyz.shape == (N, 21, 3) and ds.K.shape == (N, 3, 3) and ds.scale.shape == (N,)
     assert ds.xyz.dtype == ds.K.dtype == ds.scale.dtype == np.float32
-    np.testing.assert_array_equal(ds.xyz, np.array(json.loads((root / "training_xyz.json").read_text()), np.float32))
-    assert ds.rgb_path(2) == root / "training" / "rgb" / "00000002.jpg"
+    np.testing.assert_array_equal(ds.xyz, np.array(json.loads((root / layout.XYZ_FILE).read_text()), np.float32))
+    assert ds.rgb_path(2) == layout.rgb_path(root, 2)
     assert ds.mask_path(2).is_file()
 
     rgb = ds.read_rgb(2)
@@ -55,21 +57,20 @@ def test_reads_back(root: Path) -> None:
 
 
 def test_four_images_per_pose(root: Path) -> None:
-    rgb = root / "training" / "rgb"
     for i in range(N, 4 * N):
-        shutil.copy(rgb / f"{i % N:08d}.jpg", rgb / f"{i:08d}.jpg")
+        shutil.copy(layout.rgb_path(root, i % N), layout.rgb_path(root, i))
     ds = open_freihand(root)
     assert (ds.num_poses, ds.num_images) == (N, 4 * N)
     assert [ds.pose_index(i) for i in (0, 5, 6, 13, 23)] == [0, 5, 0, 1, 5]
-    assert ds.mask_path(13) == root / "training" / "mask" / "00000001.jpg"
+    assert ds.mask_path(13) == layout.mask_path(root, 1)
     np.testing.assert_array_equal(ds.read_rgb(13), ds.read_rgb(1))
 
 
 def test_extra_files_are_ignored(root: Path) -> None:
     (root / "README.txt").write_text("hello")
     (root / "evaluation" / "rgb").mkdir(parents=True)
-    (root / "training" / "rgb" / "notes.txt").write_text("not an image")
-    (root / "training" / "rgb" / "thumbs").mkdir()
+    (layout.rgb_dir(root) / "notes.txt").write_text("not an image")
+    (layout.rgb_dir(root) / "thumbs").mkdir()
     assert open_freihand(root).num_images == N
 
 
@@ -77,7 +78,7 @@ def test_missing_root(tmp_path: Path) -> None:
     assert "nowhere" in _error(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("name", ["training_xyz.json", "training_K.json", "training_scale.json"])
+@pytest.mark.parametrize("name", [layout.XYZ_FILE, layout.K_FILE, layout.SCALE_FILE])
 def test_missing_json(root: Path, name: str) -> None:
     (root / name).unlink()
     message = _error(root)
@@ -85,19 +86,19 @@ def test_missing_json(root: Path, name: str) -> None:
 
 
 def test_invalid_json(root: Path) -> None:
-    (root / "training_K.json").write_text("[[1, 2,")
+    (root / layout.K_FILE).write_text("[[1, 2,")
     message = _error(root)
-    assert "training_K.json" in message and "JSON" in message
+    assert layout.K_FILE in message and "JSON" in message
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("training_xyz.json", np.zeros((N, 20, 3))),
-        ("training_xyz.json", np.zeros((N, 21))),
-        ("training_K.json", np.zeros((N, 3, 4))),
-        ("training_scale.json", np.zeros((N, 2))),
-        ("training_scale.json", np.zeros(0)),
+        (layout.XYZ_FILE, np.zeros((N, 20, 3))),
+        (layout.XYZ_FILE, np.zeros((N, 21))),
+        (layout.K_FILE, np.zeros((N, 3, 4))),
+        (layout.SCALE_FILE, np.zeros((N, 2))),
+        (layout.SCALE_FILE, np.zeros(0)),
     ],
 )
 def test_wrong_shape(root: Path, name: str, value: np.ndarray) -> None:
@@ -107,56 +108,65 @@ def test_wrong_shape(root: Path, name: str, value: np.ndarray) -> None:
 
 
 def test_ragged_json(root: Path) -> None:
-    (root / "training_scale.json").write_text(json.dumps([0.1, [0.2, 0.3]] + [0.1] * (N - 2)))
-    assert "training_scale.json" in _error(root)
+    (root / layout.SCALE_FILE).write_text(json.dumps([0.1, [0.2, 0.3]] + [0.1] * (N - 2)))
+    assert layout.SCALE_FILE in _error(root)
 
 
 def test_length_mismatch(root: Path) -> None:
-    scale = json.loads((root / "training_scale.json").read_text())
-    (root / "training_scale.json").write_text(json.dumps(scale[:-1]))
+    scale = json.loads((root / layout.SCALE_FILE).read_text())
+    (root / layout.SCALE_FILE).write_text(json.dumps(scale[:-1]))
     message = _error(root)
-    assert "training_scale.json" in message and f"{N - 1}" in message
+    assert layout.SCALE_FILE in message and f"{N - 1}" in message
 
 
 def test_non_finite(root: Path) -> None:
-    xyz = json.loads((root / "training_xyz.json").read_text())
+    xyz = json.loads((root / layout.XYZ_FILE).read_text())
     xyz[4][7][1] = float("nan")
-    (root / "training_xyz.json").write_text(json.dumps(xyz))
+    (root / layout.XYZ_FILE).write_text(json.dumps(xyz))
     message = _error(root)
-    assert "training_xyz.json" in message and "non-finite" in message and "entry 4" in message
+    assert layout.XYZ_FILE in message and "non-finite" in message and "entry 4" in message
 
 
 def test_missing_image_folder(root: Path) -> None:
-    shutil.rmtree(root / "training" / "rgb")
+    shutil.rmtree(layout.rgb_dir(root))
     assert "rgb" in _error(root)
 
 
 def test_empty_image_folder(root: Path) -> None:
-    for path in (root / "training" / "rgb").iterdir():
+    for path in layout.rgb_dir(root).iterdir():
         path.unlink()
     message = _error(root)
     assert "rgb" in message and "no .jpg" in message
 
 
 def test_image_count_not_multiple_of_poses(root: Path) -> None:
-    (root / "training" / "rgb" / "00000003.jpg").unlink()
+    layout.rgb_path(root, 3).unlink()
     message = _error(root)
     assert "rgb" in message and "not a multiple" in message
 
 
 def test_unreadable_image(root: Path) -> None:
-    (root / "training" / "rgb" / "00000004.jpg").write_bytes(b"not a jpeg")
+    layout.rgb_path(root, 4).write_bytes(b"not a jpeg")
     ds = open_freihand(root)  # opening does not decode images
     with pytest.raises(FreiHANDError, match="00000004.jpg"):
         ds.read_rgb(4)
 
 
 def test_visibility_is_read_where_present_and_checked(tmp_path):
-    from handpose.data.freihand import VISIBILITY_FILE, read_visibility
-
     assert read_visibility(tmp_path) is None
-    (tmp_path / VISIBILITY_FILE).write_text("[[0, 1, 2]]")
-    with pytest.raises(FreiHANDError, match=VISIBILITY_FILE):
+    (tmp_path / layout.VISIBILITY_FILE).write_text("[[0, 1, 2]]")
+    with pytest.raises(FreiHANDError, match=layout.VISIBILITY_FILE):
         read_visibility(tmp_path)
-    (tmp_path / VISIBILITY_FILE).write_text(json.dumps([[0] * 20 + [2]]))
+    (tmp_path / layout.VISIBILITY_FILE).write_text(json.dumps([[0] * 20 + [2]]))
     assert read_visibility(tmp_path).tolist() == [[0] * 20 + [2]]
+
+
+def test_read_rgb_decodes_any_image_file_to_rgb(tmp_path: Path) -> None:
+    bgr = np.zeros((5, 7, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV's BGR order
+    cv2.imwrite(str(tmp_path / "blue.png"), bgr)
+    rgb = read_rgb(tmp_path / "blue.png")
+    assert rgb.shape == (5, 7, 3) and rgb.dtype == np.uint8
+    assert rgb[..., 2].min() == 200 and rgb[..., :2].max() == 0
+    with pytest.raises(FreiHANDError, match="nowhere.png"):
+        read_rgb(tmp_path / "nowhere.png")

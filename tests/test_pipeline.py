@@ -1,4 +1,5 @@
-"""End to end through DVC on a tiny configuration: repro, no-op repro, a targeted experiment, a typo."""
+"""End to end through DVC on a tiny configuration: repro, no-op repro, a targeted experiment, a typo,
+a fifth variant added in params.yaml alone, and the plots page drawn offline in a browser."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -14,7 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TINY = {
     "data": {"n_synthetic": 40, "n_train": 24, "n_test": 8},
-    "heatmap": {"size": 8},
     "model": {"input_size": 32, "features": 16, "mlp_width": 32},
     "train": {"epochs": 2},
 }
@@ -38,6 +39,7 @@ def project(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("repo")
     shutil.copy(ROOT / "dvc.yaml", repo)
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / "plots-templates", ignore=shutil.ignore_patterns("offline.html"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for section, values in TINY.items():
         params[section].update(values)
@@ -47,23 +49,35 @@ def project(tmp_path_factory) -> Path:
     run(["git", "config", "user.email", "tests@handpose.invalid"], repo)
     run(["dvc", "init", "-q"], repo)
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # analytics off, the offline plots page
+    shutil.copytree(repo / "plots-templates", repo / ".dvc" / "plots")  # the charts' templates
+    shutil.rmtree(repo / "plots-templates")
     run(["handpose", "plots-template", "--out", ".dvc/plots/offline.html"], repo)
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny run"], repo)
+    shutil.copytree(repo, repo.parent / "pristine", symlinks=True)  # before the tests below change it
     return repo
 
 
+VARIANTS = ("baseline", "m_cos_1", "m_cos_2", "m_asm")
+
+
 def test_repro_writes_every_variants_metrics_and_the_report(project):
-    for variant in ("baseline", "m_cos_1", "m_cos_2", "m_asm"):
+    for variant in VARIANTS:
         metrics = json.loads((project / "metrics" / f"{variant}.json").read_text())
         assert metrics["pose_error_mm"] > 0 and metrics["pa_mpjpe_mm"] > 0
         assert set(metrics["by_visibility_mm"]) == {"visible", "self_occluded", "object_occluded"}
         assert len((project / "plots" / "train" / f"{variant}.csv").read_text().splitlines()) == 3
+    convergence = pd.read_csv(project / "plots" / "report" / "convergence.csv")
+    assert sorted(convergence.groupby("variant").size().items()) == sorted((v, 2) for v in VARIANTS)
+    per_joint = pd.read_csv(project / "plots" / "report" / "per_joint.csv")
+    assert sorted(per_joint.groupby("variant").size().items()) == sorted((v, 21) for v in VARIANTS)
     summary = json.loads((project / "metrics" / "summary.json").read_text())
-    assert set(summary) == {"mean pose", "baseline", "m_cos_1", "m_cos_2", "m_asm"}
-    assert summary["m_asm"]["paper_pose_error_mm"] == 15.54
-    assert "| m_cos_2 |" in (project / "metrics" / "summary.md").read_text()
+    assert set(summary) == {"mean_pose", *VARIANTS}
+    m_asm = json.loads((project / "metrics" / "m_asm.json").read_text())
+    assert summary["m_asm"] == {"pose": m_asm["pose_error_mm"], "pa": m_asm["pa_mpjpe_mm"]}
+    table = (project / "metrics" / "summary.md").read_text()
+    assert "| m_cos_2 |" in table and "| 15.54 |" in table  # beside the paper's Table 1
     for png in ("convergence.png", "pose_error.png", "pck.png", "predictions.png"):
         assert (project / "plots" / "report" / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -76,10 +90,17 @@ def test_second_repro_is_a_no_op(project):
 
 def test_metrics_and_plots_are_visible_to_dvc(project):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
-    text = json.dumps(shown)
-    assert "pose_error_mm" in text and "summary.json" in text
-    run(["dvc", "plots", "show", "-o", str(project / "html")], project)
-    assert (project / "html" / "index.html").is_file()
+    files = shown[""]["data"]
+    assert {f"metrics/{v}.json" for v in VARIANTS} | {"metrics/summary.json"} <= set(files)
+    assert files["metrics/m_asm.json"]["data"]["pose_error_mm"] > 0
+    for chart in convergence_charts(project):
+        assert {row["variant"] for row in chart} == set(VARIANTS)
+
+
+def convergence_charts(project: Path, *args: str) -> list[list[dict]]:
+    """The data rows of every chart `dvc plots show` (or `dvc plots <args>`) draws from a CSV table."""
+    shown = json.loads(run(["dvc", "plots", *(args or ("show",)), "--json"], project).stdout)["data"]
+    return [chart[0]["content"]["data"]["values"] for name, chart in shown.items() if not name.endswith(".png")]
 
 
 def test_experiment_on_loss_cos_retrains_only_the_cos_variants(project):
@@ -102,14 +123,54 @@ def test_a_typo_fails_at_once_naming_the_key(project, override, key):
     assert key in result.stdout + result.stderr
 
 
+@pytest.fixture(scope="module")
+def five_variants(project, tmp_path_factory) -> Path:
+    """A copy of the project where params.yaml gained one line, `m_new: [hm, pose, cos, len]`, and nothing
+    else changed; after `dvc repro`."""
+    repo = tmp_path_factory.mktemp("five") / "repo"
+    shutil.copytree(project.parent / "pristine", repo, symlinks=True)
+    text = (repo / "params.yaml").read_text()
+    assert "variants:\n" in text
+    (repo / "params.yaml").write_text(text.replace("variants:\n", "variants:\n  m_new: [hm, pose, cos, len]\n", 1))
+    out = run(["dvc", "repro"], repo).stdout
+    for variant in VARIANTS:  # the others are untouched
+        assert f"Stage 'train@{variant}' didn't change, skipping" in out
+    return repo
+
+
+def test_a_new_variant_is_one_line_in_params(five_variants):
+    repo = five_variants
+    assert json.loads((repo / "configs" / "m_new.json").read_text())["losses"] == {
+        "hm": 0.1,
+        "pose": 1.0,
+        "cos": 10.0,
+        "len": 0.01,
+    }
+    assert (repo / "models" / "m_new" / "seed0.pt").is_file()
+    assert json.loads((repo / "metrics" / "m_new.json").read_text())["pose_error_mm"] > 0
+    assert "m_new" in json.loads((repo / "metrics" / "summary.json").read_text())
+    assert "| m_new |" in (repo / "metrics" / "summary.md").read_text()
+    charts = convergence_charts(repo)
+    assert len(charts) == 4
+    for chart in charts:
+        assert {row["variant"] for row in chart} == {*VARIANTS, "m_new"}
+    # `dvc plots diff` against the commit without it: m_new in the workspace only, the rest in both.
+    for chart in convergence_charts(repo, "diff", "HEAD"):
+        revs = {(row["variant"], row["rev"]) for row in chart}
+        assert ("m_new", "workspace") in revs and ("m_new", "HEAD") not in revs
+        assert ("baseline", "HEAD") in revs and ("baseline", "workspace") in revs
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (CI installs it: apt-get install chromium)")
-def test_plots_page_draws_every_chart_offline(project, tmp_path):
-    run(["dvc", "plots", "show", "-o", str(tmp_path / "page")], project)
+@pytest.mark.parametrize("command", [["show"], ["diff", "HEAD"]])
+def test_plots_page_draws_every_chart_offline(five_variants, command, tmp_path):
+    run(["dvc", "plots", *command, "-o", str(tmp_path / "page")], five_variants)
     page = tmp_path / "page" / "index.html"
     html = page.read_text()
     assert "<script src=" not in html and "cdn.jsdelivr" not in html  # nothing to fetch
     charts = html.count("vegaEmbed(")
-    assert charts >= 4
+    assert charts == 4  # the 4 charts from the long tables (the PNG figures are <img> tags)
+    assert html.count('"variant": "m_new"') >= 4 * 2
     chromium = [
         CHROMIUM,
         "--headless",
@@ -126,3 +187,21 @@ def test_plots_page_draws_every_chart_offline(project, tmp_path):
     dom = subprocess.run(chromium, capture_output=True, text=True, timeout=180).stdout
     # vega-embed draws each chart into a canvas (or svg) of class "marks".
     assert dom.count('class="marks"') == charts, dom[-2000:]
+
+
+def test_make_compare_fits_a_200_column_terminal(project):
+    # After test_experiment_on_loss_cos...: the workspace and that experiment differ in loss.cos.
+    run(["git", "checkout", "--", "params.yaml"], project)  # the typo tests leave a failed run's params
+    env_bin = Path(sys.executable).parent
+    result = subprocess.run(
+        ["make", "-s", "-f", str(ROOT / "Makefile"), "compare", f"BIN={env_bin}"],
+        cwd=project,
+        env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    table = result.stdout
+    assert "loss.cos" in table and "m_cos_1.pose" in table and "m_cos_1.pa" in table
+    assert "…" not in table, table  # rich marks a column it had to cut with an ellipsis
+    assert max(len(line) for line in table.splitlines()) <= 200

@@ -4,9 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-from handpose.camera import project
+from handpose.camera import FRAME_SIZE, project
 from handpose.cli import main
-from handpose.predict import FRAME, frame_intrinsics
+from handpose.data import layout
+from handpose.predict import frame_intrinsics
 
 from .test_train import heatmaps, tiny_config
 
@@ -15,7 +16,7 @@ def test_frame_intrinsics_follow_the_crop_and_resize():
     K = np.array([[900.0, 0, 330], [0, 880, 250], [0, 0, 1]])
     xyz = np.array([[0.03, -0.02, 0.7], [-0.05, 0.04, 0.5]])
     x0, y0, side = 80, 10, 480
-    expected = (project(xyz, K) - [x0, y0]) * FRAME / side
+    expected = (project(xyz, K) - [x0, y0]) * FRAME_SIZE / side
     np.testing.assert_allclose(project(xyz, frame_intrinsics(K, x0, y0, side).astype(np.float64)), expected, rtol=1e-6)
 
 
@@ -27,6 +28,7 @@ def tiny_model(tiny_split, tmp_path_factory):
     split = tiny_split["train"]
     train(
         tiny_config("m_cos_2"),
+        0,
         split,
         heatmaps(split),
         tiny_split["test"],
@@ -39,13 +41,13 @@ def tiny_model(tiny_split, tmp_path_factory):
 
 def test_predict_writes_joints_and_overlays(tiny_model, tiny_dataset, tmp_path):
     wide = tmp_path / "wide.jpg"
-    image = cv2.imread(str(tiny_dataset / "training" / "rgb" / "00000000.jpg"))
+    image = cv2.imread(str(layout.rgb_path(tiny_dataset, 0)))
     cv2.imwrite(str(wide), cv2.copyMakeBorder(image, 0, 0, 60, 100, cv2.BORDER_CONSTANT))  # 384 x 224
     out = tmp_path / "joints.json"
     args = [
         "predict",
         str(wide),
-        str(tiny_dataset / "training" / "rgb" / "00000001.jpg"),
+        str(layout.rgb_path(tiny_dataset, 1)),
         "--model",
         str(tiny_model),
         "--out",

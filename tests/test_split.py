@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from handpose.config import DataConfig
+from handpose.data.layout import pose_id
 from handpose.data.split import choose_images, write_split
 
 
@@ -27,7 +29,7 @@ def test_split_arrays_match_the_dataset(tiny_split, tiny_dataset):
     train = tiny_split["train"]
     assert train["images"].shape == (24, 32, 32, 3) and train["images"].dtype == np.uint8
     assert int(train["image_size"]) == 224
-    poses = train["image_ids"] % data.num_poses
+    poses = pose_id(train["image_ids"], data.num_poses)
     np.testing.assert_array_equal(train["xyz"], data.xyz[poses])
     np.testing.assert_array_equal(train["K"], data.K[poses])
 
@@ -35,5 +37,6 @@ def test_split_arrays_match_the_dataset(tiny_split, tiny_dataset):
 def test_failed_split_leaves_nothing(tiny_dataset, tmp_path):
     out = tmp_path / "split"
     with pytest.raises(ValueError):
-        write_split(tiny_dataset, out, n_train=35, n_test=10, seed=0, input_size=32, progress=False)
+        config = DataConfig(source="synthetic", n_synthetic=45, n_train=35, n_test=10, seed=0)
+        write_split(tiny_dataset, out, config, input_size=32, progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -8,37 +8,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handpose.camera import project
-from handpose.data import synthetic
-from handpose.data.synthetic import (
-    BONE_MEAN_MM,
-    BONE_SD_CLIP,
-    BONE_SD_MM,
-    OBJECT_OCCLUDED,
-    SELF_OCCLUDED,
-    SIZE_RANGE,
-    VISIBLE,
-    render_sample,
-    write_dataset,
-)
+from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, project
+from handpose.data import layout
+from handpose.data.layout import OBJECT_OCCLUDED, SELF_OCCLUDED, VISIBLE
+from handpose.data.synthetic import Sample, render_sample, write_dataset
+from handpose.data.synthetic import write as synthetic_write
+from handpose.data.synthetic.poses import BONE_MEAN_MM, BONE_SD_CLIP, BONE_SD_MM, SIZE_RANGE
 from handpose.skeleton import BONES, SCALE_BONE
 
 
 @pytest.fixture(scope="module")
-def samples() -> list[synthetic.Sample]:
+def samples() -> list[Sample]:
     return [render_sample(np.random.default_rng([11, i])) for i in range(60)]
 
 
-def test_sample_types(samples: list[synthetic.Sample]) -> None:
+def test_sample_types(samples: list[Sample]) -> None:
     s = samples[0]
-    assert s.rgb.shape == (224, 224, 3) and s.rgb.dtype == np.uint8
-    assert s.mask.shape == (224, 224) and s.mask.dtype == np.uint8 and set(np.unique(s.mask)) <= {0, 255}
+    assert s.rgb.shape == (FRAME_SIZE, FRAME_SIZE, 3) and s.rgb.dtype == np.uint8
+    assert s.mask.shape == (FRAME_SIZE, FRAME_SIZE) and s.mask.dtype == np.uint8 and set(np.unique(s.mask)) <= {0, 255}
     assert s.xyz.shape == (21, 3) and s.xyz.dtype == np.float32
     assert s.K.shape == (3, 3) and s.K.dtype == np.float32
     assert s.visibility.shape == (21,) and s.visibility.dtype == np.int8
 
 
-def test_bone_lengths_in_anatomical_range(samples: list[synthetic.Sample]) -> None:
+def test_bone_lengths_in_anatomical_range(samples: list[Sample]) -> None:
     low = (BONE_MEAN_MM - BONE_SD_CLIP * BONE_SD_MM).reshape(-1) * SIZE_RANGE[0] / 1000
     high = (BONE_MEAN_MM + BONE_SD_CLIP * BONE_SD_MM).reshape(-1) * SIZE_RANGE[1] / 1000
     for s in samples:
@@ -46,16 +39,16 @@ def test_bone_lengths_in_anatomical_range(samples: list[synthetic.Sample]) -> No
         assert np.all(lengths >= low - 1e-6) and np.all(lengths <= high + 1e-6)
 
 
-def test_camera_and_projection(samples: list[synthetic.Sample]) -> None:
+def test_camera_and_projection(samples: list[Sample]) -> None:
     for s in samples:
-        assert s.K[0, 2] == 112 and s.K[1, 2] == 112 and s.K[0, 1] == 0 and s.K[2, 2] == 1
+        assert (s.K[0, 2], s.K[1, 2]) == PRINCIPAL_POINT and s.K[0, 1] == 0 and s.K[2, 2] == 1
         assert s.K[0, 0] == s.K[1, 1] and 375 <= s.K[0, 0] <= 600
         assert 0.40 - 1e-6 <= s.xyz[0, 2] <= 0.95 + 1e-6
         uv = project(s.xyz, s.K)
-        assert np.all(uv >= 0) and np.all(uv < 224)
+        assert np.all(uv >= 0) and np.all(uv < FRAME_SIZE)
 
 
-def test_visible_joints_lie_on_the_mask(samples: list[synthetic.Sample]) -> None:
+def test_visible_joints_lie_on_the_mask(samples: list[Sample]) -> None:
     for s in samples:
         padded = np.pad(s.mask, 1)
         for (u, v), code in zip(np.floor(project(s.xyz, s.K)).astype(int), s.visibility, strict=True):
@@ -63,7 +56,7 @@ def test_visible_joints_lie_on_the_mask(samples: list[synthetic.Sample]) -> None
                 assert padded[v : v + 3, u : u + 3].any()  # 3x3 neighbourhood of (u, v)
 
 
-def test_all_visibility_codes_occur(samples: list[synthetic.Sample]) -> None:
+def test_all_visibility_codes_occur(samples: list[Sample]) -> None:
     codes = np.concatenate([s.visibility for s in samples])
     assert set(codes) == {VISIBLE, SELF_OCCLUDED, OBJECT_OCCLUDED}
 
@@ -75,11 +68,11 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_written_layout_and_scale(tmp_path: Path) -> None:
     write_dataset(tmp_path / "ds", n=5, seed=1, workers=1, progress=False)
     root = tmp_path / "ds"
-    assert len(list((root / "training" / "rgb").glob("*.jpg"))) == 5
-    assert len(list((root / "training" / "mask").glob("*.jpg"))) == 5
-    xyz = np.array(json.loads((root / "training_xyz.json").read_text()), np.float32)
-    scale = np.array(json.loads((root / "training_scale.json").read_text()), np.float32)
-    vis = np.array(json.loads((root / "training_visibility.json").read_text()))
+    assert len(list(layout.rgb_dir(root).glob("*.jpg"))) == 5
+    assert len(list(layout.mask_dir(root).glob("*.jpg"))) == 5
+    xyz = np.array(json.loads((root / layout.XYZ_FILE).read_text()), np.float32)
+    scale = np.array(json.loads((root / layout.SCALE_FILE).read_text()), np.float32)
+    vis = np.array(json.loads((root / layout.VISIBILITY_FILE).read_text()))
     assert xyz.shape == (5, 21, 3) and vis.shape == (5, 21)
     np.testing.assert_allclose(scale, np.linalg.norm(xyz[:, SCALE_BONE[0]] - xyz[:, SCALE_BONE[1]], axis=-1), rtol=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temporary folder left behind
@@ -93,25 +86,25 @@ def test_deterministic_whatever_the_workers(tmp_path: Path) -> None:
     assert len(a) == 9 * 2 + 4
     assert a == _files(tmp_path / "b") == _files(tmp_path / "c")
     write_dataset(tmp_path / "d", n=9, seed=5, workers=1, progress=False)
-    assert a["training_xyz.json"] != _files(tmp_path / "d")["training_xyz.json"]
+    assert a[layout.XYZ_FILE] != _files(tmp_path / "d")[layout.XYZ_FILE]
 
 
 def test_rewrite_replaces_old_root(tmp_path: Path) -> None:
     write_dataset(tmp_path / "ds", n=4, seed=0, workers=1, progress=False)
     write_dataset(tmp_path / "ds", n=2, seed=0, workers=1, progress=False)
-    assert len(list((tmp_path / "ds" / "training" / "rgb").iterdir())) == 2
+    assert len(list(layout.rgb_dir(tmp_path / "ds").iterdir())) == 2
 
 
 def _fail_on_third_sample(monkeypatch: pytest.MonkeyPatch) -> None:
-    real, calls = synthetic.render_sample, []
+    real, calls = synthetic_write.render_sample, []
 
-    def flaky(rng: np.random.Generator) -> synthetic.Sample:
+    def flaky(rng: np.random.Generator) -> Sample:
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("boom")
         return real(rng)
 
-    monkeypatch.setattr(synthetic, "render_sample", flaky)
+    monkeypatch.setattr(synthetic_write, "render_sample", flaky)  # the name the writer calls
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,23 +5,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from handpose import train as train_module
 from handpose.camera import project
-from handpose.config import load_params, variant_config
+from handpose.checkpoints import load_checkpoint
+from handpose.config import VariantConfig, validate, variant_config
 from handpose.evaluate import evaluate
-from handpose.heatmaps import gaussian_heatmaps
+from handpose.heatmaps import gaussian_heatmaps, write_heatmaps
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_config(variant: str, epochs: int = 2, asm_pca: str = "batch") -> dict:
-    params = load_params(ROOT / "params.yaml")
-    params["asm"]["pca"] = asm_pca
-    params["model"].update(input_size=32, features=16, mlp_width=32)
-    params["heatmap"]["size"] = 8
-    params["train"].update(epochs=epochs, batch_size=8)
-    return variant_config(params, variant)
+def tiny_config(variant: str, epochs: int = 2, asm_pca: str = "batch", seed: int | list[int] = 0) -> VariantConfig:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["asm"]["pca"] = asm_pca
+    raw["model"].update(input_size=32, features=16, mlp_width=32)
+    raw["train"].update(epochs=epochs, batch_size=8, seed=seed)
+    return variant_config(validate(raw), variant)
 
 
 def heatmaps(split):
@@ -29,10 +30,11 @@ def heatmaps(split):
 
 
 @pytest.mark.parametrize("variant, asm_pca", [("baseline", "batch"), ("m_asm", "batch"), ("m_asm", "dataset")])
-def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca, tiny_split, tmp_path):
+def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca, tiny_split, tiny_dataset, tmp_path):
     config = tiny_config(variant, asm_pca=asm_pca)
     train_module.train(
         config,
+        0,
         tiny_split["train"],
         heatmaps(tiny_split["train"]),
         tiny_split["test"],
@@ -45,27 +47,19 @@ def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca
     header = log[0].split(",")
     assert {"epoch", "lr", "lambda_asm", "loss", "loss_hm", "loss_pose", "loss_cos", "val_pose_error_mm"} <= set(header)
     assert ("loss_asm" in header) == (variant == "m_asm")
-    ckpt = torch.load(tmp_path / "models" / "seed0.pt", weights_only=False)
+    ckpt = load_checkpoint(tmp_path / "models" / "seed0.pt")
     assert {"model", "optimizer", "epoch", "config"} <= set(ckpt) and ckpt["config"] == config
-    metrics = evaluate(
-        tmp_path / "models", tiny_split["test"], tmp_path / "m.json", tmp_path / "j.csv", tmp_path / "p.npz"
-    )
+    metrics = evaluate(tmp_path / "models", tiny_split["dir"], tiny_dataset, tmp_path / "m.json", tmp_path / "p.npz")
     on_disk = json.loads((tmp_path / "m.json").read_text())
     assert on_disk == metrics and np.isfinite(metrics["pose_error_mm"]) and metrics["pose_error_mm"] > 0
     assert metrics["seeds"] == [0] and "pose_error_mm_sd" not in metrics
 
 
-def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_split, tmp_path):
-    config = tiny_config("m_cos_2", epochs=1)
-    config["train"]["seed"] = [3, 1]
-    train_module.train_seeds(
-        config,
-        tiny_split["train"],
-        heatmaps(tiny_split["train"]),
-        tiny_split["test"],
-        tmp_path / "models",
-        tmp_path / "log.csv",
-        progress=False,
+def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_split, tiny_dataset, tmp_path):
+    config = tiny_config("m_cos_2", epochs=1, seed=[3, 1])
+    write_heatmaps(tiny_split["dir"], tmp_path / "heatmaps", size=8, sigma=1.0)
+    train_module.train_variant(
+        config, tiny_split["dir"], tmp_path / "heatmaps", tmp_path / "models", tmp_path / "log.csv", progress=False
     )
     assert sorted(p.name for p in (tmp_path / "models").glob("*.pt")) == ["seed1.pt", "seed3.pt"]
     seed_logs = [pd.read_csv(tmp_path / "models" / f"seed{s}.csv") for s in (1, 3)]
@@ -74,9 +68,7 @@ def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_spl
         np.mean([x["val_pose_error_mm"].iloc[0] for x in seed_logs])
     )
     assert "val_pose_error_mm_sd" in log
-    metrics = evaluate(
-        tmp_path / "models", tiny_split["test"], tmp_path / "m.json", tmp_path / "j.csv", tmp_path / "p.npz"
-    )
+    metrics = evaluate(tmp_path / "models", tiny_split["dir"], tiny_dataset, tmp_path / "m.json", tmp_path / "p.npz")
     assert metrics["seeds"] == [1, 3] and metrics["pose_error_mm_sd"] > 0
     with np.load(tmp_path / "p.npz") as f:
         assert f["xyz"].shape == (2, 8, 21, 3)
@@ -87,7 +79,7 @@ def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_spl
 
 def test_resume_matches_an_uninterrupted_run(tiny_split, tmp_path, monkeypatch):
     config = tiny_config("m_cos_2", epochs=2)
-    args = (tiny_split["train"], heatmaps(tiny_split["train"]), tiny_split["test"])
+    args = (0, tiny_split["train"], heatmaps(tiny_split["train"]), tiny_split["test"])
     whole = train_module.train(config, *args, tmp_path / "a.pt", tmp_path / "a.csv", progress=False)
 
     calls = {"n": 0}
@@ -102,7 +94,7 @@ def test_resume_matches_an_uninterrupted_run(tiny_split, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "predict", crash_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train_module.train(config, *args, tmp_path / "b.pt", tmp_path / "b.csv", progress=False)
-    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 0
+    assert load_checkpoint(tmp_path / "b.pt")["epoch"] == 0
     monkeypatch.setattr(train_module, "predict", real_predict)
     resumed = train_module.train(config, *args, tmp_path / "b.pt", tmp_path / "b.csv", resume=True, progress=False)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):

@@ -12,6 +12,9 @@ import torch
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
+FRAME_SIZE = 224  # px, FreiHAND's square image size: the frame every image is seen in
+PRINCIPAL_POINT = (112.0, 112.0)  # px, FreiHAND's optical centre: the middle of the frame
+
 
 def _inverse(K: Array) -> Array:
     return torch.linalg.inv(K) if isinstance(K, torch.Tensor) else np.linalg.inv(K)

@@ -1,109 +1,68 @@
-"""`handpose <stage>`: the pipeline's stages (see dvc.yaml) and a few tools. Argument parsing only."""
+"""`handpose <stage>`: the pipeline's stages (see dvc.yaml) and a few tools.
+
+Argument parsing only: each command imports its stage's module and calls one function, so a stage
+loads only the code it runs (tests/test_dvc_deps.py checks dvc.yaml's deps against these imports).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-from handpose.config import ConfigError, load_params, read_variant_config, write_variant_configs
-from handpose.data.freihand import FreiHANDError
 
 PARAMS_HELP = "the pipeline's params.yaml (default: %(default)s)"
 
 
 def cmd_configure(args: argparse.Namespace) -> None:
+    from handpose.config import load_params, write_variant_configs
+
     for path in write_variant_configs(load_params(args.params), args.out):
         print(f"wrote {path}")
 
 
 def cmd_data(args: argparse.Namespace) -> None:
+    from handpose.config import load_params
     from handpose.data.synthetic import write_dataset
 
-    data = load_params(args.params)["data"]
-    if data["source"] == "freihand":
-        raise ConfigError(
-            "data.source: 'freihand' needs the real dataset, which this pipeline does not fetch yet; use 'synthetic'"
-        )
-    write_dataset(args.out, n=data["n_synthetic"], seed=data["seed"], workers=args.workers, progress=not args.quiet)
+    data = load_params(args.params).data
+    write_dataset(args.out, n=data.n_synthetic, seed=data.seed, workers=args.workers, progress=not args.quiet)
 
 
 def cmd_split(args: argparse.Namespace) -> None:
+    from handpose.config import load_params
     from handpose.data.split import write_split
 
     params = load_params(args.params)
-    data = params["data"]
-    write_split(
-        args.dataset,
-        args.out,
-        data["n_train"],
-        data["n_test"],
-        data["seed"],
-        params["model"]["input_size"],
-        progress=not args.quiet,
-    )
+    write_split(args.dataset, args.out, params.data, params.model.input_size, progress=not args.quiet)
 
 
 def cmd_heatmaps(args: argparse.Namespace) -> None:
-    from handpose.data.split import load_split
+    from handpose.config import load_params
     from handpose.heatmaps import write_heatmaps
 
-    hm = load_params(args.params)["heatmap"]
-    write_heatmaps(load_split(args.split, "train"), Path(args.out) / "train.npy", hm["size"], hm["sigma"])
+    params = load_params(args.params)
+    write_heatmaps(args.split, args.out, params.model.heatmap_size, params.heatmap.sigma)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from handpose.data.split import load_split
-    from handpose.train import train_seeds
+    from handpose.config import read_variant_config
+    from handpose.train import train_variant
 
     config = read_variant_config(args.config)
-    heatmaps_path = Path(args.heatmaps) / "train.npy"
-    if not heatmaps_path.is_file():
-        raise FileNotFoundError(f"{heatmaps_path}: heatmaps not found (run the `heatmaps` stage)")
-    train_seeds(
-        config,
-        load_split(args.split, "train"),
-        np.load(heatmaps_path),
-        load_split(args.split, "test"),
-        args.models,
-        args.log,
-        resume=args.resume,
-        progress=not args.quiet,
-    )
+    train_variant(config, args.split, args.heatmaps, args.models, args.log, resume=args.resume, progress=not args.quiet)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from handpose.data.freihand import read_visibility
-    from handpose.data.split import load_split
     from handpose.evaluate import evaluate
 
-    test = load_split(args.split, "test")
-    visibility = read_visibility(args.dataset)  # one row per pose; image i shows pose i % poses
-    if visibility is not None:
-        visibility = visibility[test["image_ids"] % len(visibility)]
-    metrics = evaluate(args.models, test, args.metrics, args.per_joint, args.predictions, visibility)
-    print(f"{args.models}: pose error {metrics['pose_error_mm']:.2f} mm, PA-MPJPE {metrics['pa_mpjpe_mm']:.2f} mm")
+    evaluate(args.models, args.split, args.dataset, args.metrics, args.predictions)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from handpose.data.split import load_split
-    from handpose.report import markdown_table, report
+    from handpose.config import load_params
+    from handpose.report import report
 
-    variants = list(load_params(args.params)["variants"])
-    summary = report(
-        variants,
-        args.predictions,
-        args.logs,
-        args.dataset,
-        load_split(args.split, "train")["xyz"],
-        load_split(args.split, "test")["xyz"],
-        args.summary,
-        args.markdown,
-        args.figures,
-    )
-    print(markdown_table(summary))
+    variants = list(load_params(args.params).variants)
+    report(variants, args.predictions, args.logs, args.split, args.dataset, args.summary, args.markdown, args.figures)
 
 
 def cmd_contact_sheet(args: argparse.Namespace) -> None:
@@ -120,18 +79,11 @@ def cmd_plots_template(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from handpose.camera import intrinsics
-    from handpose.predict import predict_images, write_results
-    from handpose.train import seed_checkpoints
+    from handpose.predict import predict_images
 
-    model = Path(args.model)
-    if model.suffix != ".pt":  # a variant name: its first seed's model
-        model = next(iter(seed_checkpoints(Path("models") / args.model).values()))
-    K = None if args.K is None else intrinsics(*args.K)
-    results = predict_images(model, args.images, K, args.root_depth, args.scale, args.overlay_dir)
-    text = write_results(results, args.out)
-    if args.out is None:
-        print(text)
+    predict_images(
+        args.model, args.images, args.models_dir, args.K, args.root_depth, args.scale, args.out, args.overlay_dir
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", required=True, help="a folder of seed<k>.pt written by `handpose train`")
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--metrics", required=True, help="JSON metrics to write, e.g. metrics/<variant>.json")
-    p.add_argument("--per-joint", required=True, help="per-joint error CSV to write")
     p.add_argument("--predictions", required=True, help="per-sample predictions (.npz) to write")
     p.add_argument("--dataset", default="data/freihand", help="for per-joint visibility (default: %(default)s)")
 
@@ -187,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--summary", default="metrics/summary.json", help="(default: %(default)s)")
     p.add_argument("--markdown", default="metrics/summary.md", help="(default: %(default)s)")
-    p.add_argument("--figures", default="plots/report", help="folder for the PNG figures (default: %(default)s)")
+    p.add_argument(
+        "--figures", default="plots/report", help="folder for the figures and chart tables (default: %(default)s)"
+    )
     # Tools beside the pipeline.
     p = stage(
         "contact-sheet", cmd_contact_sheet, "draw dataset samples with their skeletons into one image", params=False
@@ -203,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stage("predict", cmd_predict, "run a trained model on your own images", params=False)
     p.add_argument("images", nargs="+", help="image files (any size; centre-cropped to a square)")
-    p.add_argument("--model", required=True, help="a variant name (models/<variant>/) or a checkpoint (.pt)")
+    p.add_argument("--model", required=True, help="a variant name (its first seed's model) or a checkpoint (.pt)")
+    p.add_argument("--models-dir", default="models", help="where variants' models live (default: %(default)s)")
     p.add_argument(
         "--K",
         nargs=4,
@@ -228,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, FreiHANDError, FileNotFoundError, ValueError) as err:  # bad input: say which, exit 2
+    except (FileNotFoundError, ValueError) as err:  # bad input (ConfigError, FreiHANDError, ...): say which, exit 2
         print(f"handpose {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

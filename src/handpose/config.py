@@ -1,225 +1,261 @@
-"""params.yaml -> validated config; resolves one variant's effective losses.
+"""params.yaml -> a typed, validated config (pydantic); one variant's resolved config.
 
-Every stage loads params.yaml through `load_params`, so a typo fails at once with the key's name.
+Every stage loads params.yaml through `load_params`, so a typo fails at once naming its key
+(`loss.coss: unknown key`). The schema below is the one statement of every key's type, range and
+allowed values; rules that tie keys together are checked in `_check_relations`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-LOSS_TERMS: tuple[str, ...] = ("hm", "pose", "len", "dir", "cos", "asm")
-
-# The schema: every section, every key, and the type its value must have.
-_NUMBER = (int, float)
-SCHEMA: dict[str, dict[str, Any]] = {
-    "data": {"source": str, "n_synthetic": int, "n_train": int, "n_test": int, "seed": int},
-    "heatmap": {"size": int, "sigma": _NUMBER},
-    "model": {
-        "input_size": int,
-        "features": int,
-        "stacks": int,
-        "hourglass_depth": int,
-        "mlp_depth": int,
-        "mlp_width": int,
-        "dropout": list,
-        "uv": str,
-    },
-    "train": {
-        "epochs": int,
-        "batch_size": int,
-        "lr": _NUMBER,
-        "lr_drop_at": _NUMBER,
-        "seed": (int, list),  # one seed, or a list: one model per seed, results as mean +- sd
-        "channels_last": bool,
-        "bf16": bool,
-        "device": str,
-    },
-    "loss": {term: _NUMBER for term in LOSS_TERMS},
-    "asm": {"k": int, "schedule": list, "pca": str},
-    "variants": None,  # name -> list of loss terms, checked below
-    "variant_train": None,  # name -> {train key: value}, checked below
-}
-DATA_SOURCES = ("synthetic", "freihand")
-UV_MODES = ("soft_argmax", "argmax")
-DEVICES = ("auto", "cpu", "cuda")
-ASM_PCA = ("batch", "dataset")
+LossTerm = Literal["hm", "pose", "len", "dir", "cos", "asm"]
+LOSS_TERMS: tuple[str, ...] = get_args(LossTerm)
 
 
 class ConfigError(ValueError):
-    """A bad value in params.yaml; the message names the key."""
+    """A bad value in params.yaml or a variant config; the message names the key."""
 
 
-def _check_type(key: str, value: Any, kind: Any) -> None:
-    # bool is an int in Python; a weight of `true` is still a typo.
-    if isinstance(value, bool) and kind is not bool:
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if not isinstance(value, kind):
-        want = {_NUMBER: "a number", (int, list): "an integer or a list of integers"}.get(kind) or kind.__name__
-        raise ConfigError(f"{key}: expected {want}, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key}: must be finite, got {value!r}")
+def _number(value: Any) -> Any:
+    # bool is an int in Python, so `true` would pass as 1; and `dvc exp run -S train.lr=1e-5` writes
+    # `1e-05`, which a YAML 1.1 loader reads as a string.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+    return value
 
 
-def _positive(params: dict, key: str) -> None:
-    section, name = key.split(".")
-    if params[section][name] <= 0:
-        raise ConfigError(f"{key}: must be > 0, got {params[section][name]!r}")
+def _listed(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
 
 
-def validate(params: dict) -> dict:
-    """Check every section and key of a params dict; return it unchanged or raise ConfigError."""
-    if not isinstance(params, dict):
-        raise ConfigError("params.yaml: expected a mapping of sections")
-    for section in params:
-        if section not in SCHEMA:
-            raise ConfigError(f"{section}: unknown section (known: {', '.join(SCHEMA)})")
-    for section, keys in SCHEMA.items():
-        if section not in params or not isinstance(params[section], dict):
-            raise ConfigError(f"{section}: missing section or not a mapping")
-        if keys is None:
-            continue
-        for key in params[section]:
-            if key not in keys:
-                raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(keys)})")
-        for key, kind in keys.items():
-            if key not in params[section]:
-                raise ConfigError(f"{section}.{key}: missing")
-            _check_type(f"{section}.{key}", params[section][key], kind)
+Number = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_number)]
+Int = Annotated[int, Field(strict=True)]
+Positive = Annotated[Number, Field(gt=0)]
+PositiveInt = Annotated[Int, Field(gt=0)]
+Weight = Annotated[Number, Field(ge=0)]
+VariantName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # it names files and stages
 
-    for key in (
-        "data.n_synthetic",
-        "data.n_train",
-        "data.n_test",
-        "heatmap.size",
-        "heatmap.sigma",
-        "model.input_size",
-        "model.features",
-        "model.stacks",
-        "model.hourglass_depth",
-        "model.mlp_width",
-        "train.epochs",
-        "train.batch_size",
-        "train.lr",
-        "asm.k",
-    ):
-        _positive(params, key)
-    for term, weight in params["loss"].items():
-        if weight < 0:
-            raise ConfigError(f"loss.{term}: must be >= 0, got {weight!r}")
-    if params["data"]["source"] not in DATA_SOURCES:
-        raise ConfigError(f"data.source: must be one of {DATA_SOURCES}, got {params['data']['source']!r}")
-    if params["data"]["n_train"] + params["data"]["n_test"] > params["data"]["n_synthetic"] and (
-        params["data"]["source"] == "synthetic"
-    ):
-        raise ConfigError("data.n_train + data.n_test: more than the data.n_synthetic poses generated")
-    if params["model"]["uv"] not in UV_MODES:
-        raise ConfigError(f"model.uv: must be one of {UV_MODES}, got {params['model']['uv']!r}")
-    if params["train"]["device"] not in DEVICES:
-        raise ConfigError(f"train.device: must be one of {DEVICES}, got {params['train']['device']!r}")
-    if params["model"]["input_size"] != 4 * params["heatmap"]["size"]:
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Section):
+    source: Literal["synthetic"]  # 'freihand' arrives with the real-dataset reader (issue #10)
+    n_synthetic: PositiveInt
+    n_train: PositiveInt
+    n_test: PositiveInt
+    seed: Int
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _not_yet(cls, value: Any) -> Any:
+        if value == "freihand":
+            raise ValueError(
+                "'freihand' needs the real dataset, which this pipeline does not read yet; use 'synthetic'"
+            )
+        return value
+
+
+class HeatmapConfig(Section):
+    sigma: Positive  # Gaussian sd in heatmap cells; the heatmap side is derived: model.heatmap_size
+
+
+class ModelConfig(Section):
+    input_size: PositiveInt
+    features: PositiveInt
+    stacks: PositiveInt
+    hourglass_depth: PositiveInt
+    mlp_depth: Annotated[Int, Field(ge=0)]
+    mlp_width: PositiveInt
+    dropout: list[Annotated[Number, Field(ge=0, lt=1)]]
+    uv: Literal["soft_argmax", "argmax"]
+
+    @property
+    def heatmap_size(self) -> int:
+        """The hourglass works at a quarter of the input's resolution."""
+        return self.input_size // 4
+
+
+class TrainConfig(Section):
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: Positive
+    lr_drop_at: Number
+    seed: Annotated[list[Int], Field(min_length=1), BeforeValidator(_listed)]  # one model per seed
+    channels_last: bool
+    bf16: bool
+    device: Literal["auto", "cpu", "cuda"]
+
+    @field_validator("seed")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"a list of seeds must be without repeats, got {seeds}")
+        return seeds
+
+
+class AsmConfig(Section):
+    k: PositiveInt
+    pca: Literal["batch", "dataset"]
+    schedule: Annotated[list[Number], Field(min_length=1)]
+
+
+class LossWeights(Section):
+    hm: Weight
+    pose: Weight
+    len: Weight
+    dir: Weight
+    cos: Weight
+    asm: Weight
+
+
+class Params(Section):
+    """params.yaml, whole."""
+
+    data: DataConfig
+    heatmap: HeatmapConfig
+    model: ModelConfig
+    train: TrainConfig
+    loss: LossWeights
+    asm: AsmConfig
+    variants: Annotated[dict[VariantName, Annotated[list[LossTerm], Field(min_length=1)]], Field(min_length=1)]
+    variant_train: dict[str, dict[str, Any]]  # per-variant changes to `train:`, checked in _check_relations
+
+    def train_of(self, variant: str) -> TrainConfig:
+        """`train:` with the variant's own changes from `variant_train:`."""
+        overrides = self.variant_train.get(variant, {})
+        try:
+            return TrainConfig.model_validate({**self.train.model_dump(), **overrides})
+        except ValidationError as err:
+            raise ConfigError(_describe(err, prefix=f"variant_train.{variant}", model=TrainConfig)) from None
+
+
+class VariantConfig(Section):
+    """Everything training and evaluation need for one variant (configs/<variant>.json)."""
+
+    variant: VariantName
+    losses: dict[LossTerm, float]  # only the variant's own terms
+    model: ModelConfig
+    train: TrainConfig
+    asm: AsmConfig | None = None  # only for variants that use L_asm
+
+
+def _describe(err: ValidationError, prefix: str = "", model: type[BaseModel] = Params) -> str:
+    """pydantic's first error as `key.path[i]: what is wrong`."""
+    first = err.errors()[0]
+    key = prefix
+    for part in first["loc"]:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif part == "[key]":  # the mapping's key itself is bad, e.g. a variant name
+            return f"{key}: not a valid name (letters, digits and _ only; it names files and stages)"
+        elif not part.startswith(("function-", "list[", "int", "float")):  # validator wrappers, not keys
+            key += f".{part}" if key else part
+    if first["type"] == "extra_forbidden":
+        known = _known_keys(model, first["loc"][:-1])
+        return f"{key}: unknown key" + (f" (known: {', '.join(known)})" if known else "")
+    if first["type"] == "missing":
+        return f"{key}: missing"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{key}: {message}, got {first['input']!r}" if "got" not in message else f"{key}: {message}"
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _check_relations(params: Params) -> None:
+    data = params.data
+    if data.n_train + data.n_test > data.n_synthetic:
         raise ConfigError(
-            f"heatmap.size: the hourglass outputs input_size/4 = {params['model']['input_size'] / 4:g}, "
-            f"got {params['heatmap']['size']}"
+            f"data.n_train + data.n_test = {data.n_train + data.n_test}: more than the "
+            f"data.n_synthetic = {data.n_synthetic} poses generated"
         )
-    for i, p in enumerate(params["model"]["dropout"]):
-        _check_type(f"model.dropout[{i}]", p, _NUMBER)
-        if not 0 <= p < 1:
-            raise ConfigError(f"model.dropout[{i}]: must be in [0, 1), got {p!r}")
-    if not params["asm"]["schedule"]:
-        raise ConfigError("asm.schedule: must list at least one factor")
-    for i, f in enumerate(params["asm"]["schedule"]):
-        _check_type(f"asm.schedule[{i}]", f, _NUMBER)
-    seeds = params["train"]["seed"]
-    if isinstance(seeds, list):
-        if not seeds or len(set(map(str, seeds))) != len(seeds):
-            raise ConfigError(f"train.seed: a list of seeds must be non-empty and without repeats, got {seeds!r}")
-        for i, seed in enumerate(seeds):
-            _check_type(f"train.seed[{i}]", seed, int)
-    if params["asm"]["pca"] not in ASM_PCA:
-        raise ConfigError(f"asm.pca: must be one of {ASM_PCA}, got {params['asm']['pca']!r}")
-    if not params["variants"]:
-        raise ConfigError("variants: define at least one variant")
-    for name, terms in params["variants"].items():
-        if not isinstance(terms, list) or not terms:
-            raise ConfigError(f"variants.{name}: expected a list of loss terms, got {terms!r}")
-        for term in terms:
-            if term not in LOSS_TERMS:
-                raise ConfigError(f"variants.{name}: unknown loss term {term!r} (known: {', '.join(LOSS_TERMS)})")
-    for name, overrides in params["variant_train"].items():
-        if name not in params["variants"]:
-            raise ConfigError(f"variant_train.{name}: no such variant (known: {', '.join(params['variants'])})")
-        if not isinstance(overrides, dict):
-            raise ConfigError(f"variant_train.{name}: expected a mapping of train keys, got {overrides!r}")
-        merged = {**params["train"], **overrides}
-        for key, value in overrides.items():
-            if key not in SCHEMA["train"]:
-                raise ConfigError(
-                    f"variant_train.{name}.{key}: unknown train key (known: {', '.join(SCHEMA['train'])})"
-                )
-            _check_type(f"variant_train.{name}.{key}", value, SCHEMA["train"][key])
-        for key in ("epochs", "batch_size", "lr"):
-            if merged[key] <= 0:
-                raise ConfigError(f"variant_train.{name}.{key}: must be > 0, got {merged[key]!r}")
+    if params.model.input_size % 4:
+        raise ConfigError(
+            f"model.input_size: must be a multiple of 4 (heatmaps are a quarter of it), got {params.model.input_size}"
+        )
+    for variant in params.variant_train:
+        if variant not in params.variants:
+            raise ConfigError(f"variant_train.{variant}: no such variant (known: {', '.join(params.variants)})")
+        params.train_of(variant)
+
+
+def validate(raw: Any) -> Params:
+    """A params mapping (as read from params.yaml) -> Params, or ConfigError naming the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError("params.yaml: expected a mapping of sections")
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+    _check_relations(params)
     return params
 
 
-def seeds_of(train: dict) -> list[int]:
-    """`train.seed` as a list: one model is trained per seed."""
-    return train["seed"] if isinstance(train["seed"], list) else [train["seed"]]
-
-
-def load_params(path: str | Path = "params.yaml") -> dict:
+def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        params = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return validate(params)
+    return validate(raw)
 
 
-def variant_config(params: dict, variant: str) -> dict:
-    """Everything training and evaluation need for one variant, and nothing else.
-
-    Only the weights of the variant's own loss terms are included, so changing another
-    term's weight leaves this config (and so its DVC stage) unchanged.
-    """
-    if variant not in params["variants"]:
-        raise ConfigError(f"variants.{variant}: no such variant (known: {', '.join(params['variants'])})")
-    terms = params["variants"][variant]
-    config = {
-        "variant": variant,
-        "losses": {term: params["loss"][term] for term in LOSS_TERMS if term in terms},
-        "model": params["model"],
-        "train": {**params["train"], **params["variant_train"].get(variant, {})},
-    }
-    if "asm" in terms:
-        config["asm"] = params["asm"]
-    return config
+def variant_config(params: Params, variant: str) -> VariantConfig:
+    """One variant's resolved config. Only the weights of its own loss terms are included, so
+    changing another term's weight leaves this config (and so its DVC stage) unchanged."""
+    if variant not in params.variants:
+        raise ConfigError(f"variants.{variant}: no such variant (known: {', '.join(params.variants)})")
+    terms = params.variants[variant]
+    return VariantConfig(
+        variant=variant,
+        losses={term: getattr(params.loss, term) for term in LOSS_TERMS if term in terms},
+        model=params.model,
+        train=params.train_of(variant),
+        asm=params.asm if "asm" in terms else None,
+    )
 
 
-def write_variant_configs(params: dict, out_dir: str | Path) -> list[Path]:
+def write_variant_configs(params: Params, out_dir: str | Path) -> list[Path]:
     """Write configs/<variant>.json for every variant (stable formatting, so unchanged = same bytes)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for variant in params["variants"]:
+    for variant in params.variants:
         path = out_dir / f"{variant}.json"
-        path.write_text(json.dumps(variant_config(params, variant), indent=2, sort_keys=True) + "\n")
+        config = variant_config(params, variant).model_dump(exclude_none=True)
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         paths.append(path)
     return paths
 
 
-def read_variant_config(path: str | Path) -> dict:
+def read_variant_config(path: str | Path) -> VariantConfig:
     """Read a configs/<variant>.json written by `write_variant_configs`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: variant config not found (run the `configure` stage)")
-    return json.loads(path.read_text())
+    try:
+        return VariantConfig.model_validate_json(path.read_text())
+    except ValidationError as err:
+        raise ConfigError(f"{path}: " + _describe(err, model=VariantConfig)) from None

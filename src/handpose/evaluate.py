@@ -1,5 +1,4 @@
-"""Trained models (one per seed) + the test split -> metrics/<variant>.json, per-joint plot data,
-predictions."""
+"""Trained models (one per seed) + the test split -> metrics/<variant>.json and the predictions."""
 
 from __future__ import annotations
 
@@ -12,27 +11,37 @@ import pandas as pd
 
 from handpose.atomic import atomic_path, write_text
 from handpose.camera import project
-from handpose.metrics import errors_by_visibility_mm, per_finger_errors_mm, per_joint_errors_mm, pose_metrics
-from handpose.model.pose_net import predict
-from handpose.train import load_model, pick_device, seed_checkpoints
+from handpose.checkpoints import load_model, pick_device, predict, seed_checkpoints
+from handpose.data.freihand import read_visibility
+from handpose.data.layout import pose_id
+from handpose.data.split import load_split
+from handpose.metrics import (
+    errors_by_visibility_mm,
+    over_seeds,
+    per_finger_errors_mm,
+    pose_metrics,
+)
 
 
 def evaluate(
     model_dir: str | Path,
-    test_split: dict[str, np.ndarray],
+    split_dir: str | Path,
+    dataset: str | Path,
     metrics_path: str | Path,
-    per_joint_path: str | Path,
     predictions_path: str | Path,
-    visibility: np.ndarray | None = None,
 ) -> dict:
-    """Score one variant on the test split (the paper's protocol: ground-truth root depth given).
-    With several seeds, each metric is the mean over seeds and `*_sd` its spread; `visibility`
-    (N, 21), where the data has it, splits the error by occlusion."""
+    """The `evaluate` stage: score one variant on the test split (the paper's protocol: ground-truth
+    root depth given). With several seeds, each metric is the mean over seeds and `*_sd` its spread.
+    Where the dataset has per-joint visibility (the synthetic one does), the error is split by occlusion."""
+    test_split = load_split(split_dir, "test")
     true_xyz = test_split["xyz"]
+    visibility = read_visibility(dataset)  # one row per pose
+    if visibility is not None:
+        visibility = visibility[pose_id(test_split["image_ids"], len(visibility))]
     xyz, uv, per_seed, seconds, train_seconds = [], [], {}, 0.0, 0.0
     for seed, path in seed_checkpoints(model_dir).items():
         model, checkpoint = load_model(path)
-        model.to(pick_device(checkpoint["config"]["train"]["device"]))
+        model.to(pick_device(checkpoint["config"].train.device))
         tic = time.perf_counter()
         pred = predict(model, test_split)
         seconds += time.perf_counter() - tic
@@ -44,10 +53,8 @@ def evaluate(
     true_uv = project(true_xyz, test_split["K"])
     # Every seed's predictions side by side, for the metrics that pool joints.
     pooled_pred, pooled_true = xyz.reshape(-1, *true_xyz.shape[1:]), np.concatenate([true_xyz] * len(xyz))
-    runs = pd.DataFrame(per_seed.values())
     metrics = {
-        **runs.mean().to_dict(),
-        **({f"{k}_sd": v for k, v in runs.std().to_dict().items()} if len(runs) > 1 else {}),
+        **over_seeds(pd.DataFrame(per_seed.values())),
         "seeds": list(per_seed),
         "uv_error_px": float(np.linalg.norm(uv - true_uv, axis=-1).mean()),
         "per_finger_mm": per_finger_errors_mm(pooled_pred, pooled_true),
@@ -67,9 +74,6 @@ def evaluate(
         "test_samples": len(true_xyz),
     }
     write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
-    per_joint = per_joint_errors_mm(pooled_pred, pooled_true)
-    with atomic_path(per_joint_path) as tmp:
-        pd.DataFrame({"joint": list(per_joint), "error_mm": list(per_joint.values())}).to_csv(tmp, index=False)
     with atomic_path(predictions_path) as tmp, tmp.open("wb") as f:
         np.savez(
             f,
@@ -79,6 +83,7 @@ def evaluate(
             true_xyz=true_xyz,
             true_uv=true_uv,
             image_ids=test_split["image_ids"],
-            variant=checkpoint["config"]["variant"],
+            variant=checkpoint["config"].variant,
         )
+    print(f"{model_dir}: pose error {metrics['pose_error_mm']:.2f} mm, PA-MPJPE {metrics['pa_mpjpe_mm']:.2f} mm")
     return metrics

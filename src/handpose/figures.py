@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from handpose.atomic import atomic_path  # noqa: E402
-from handpose.data.contact_sheet import FINGER_COLOURS, draw_skeleton  # noqa: E402
+from handpose.drawing import FINGER_COLOURS, draw_skeleton  # noqa: E402
 from handpose.metrics import PCK_THRESHOLDS_MM, joint_errors_mm, pck_curve, pose_error_mm  # noqa: E402
 from handpose.skeleton import BONE_FINGER, BONES  # noqa: E402
 

@@ -9,6 +9,7 @@ import torch
 
 from handpose.atomic import atomic_path
 from handpose.camera import project
+from handpose.data.split import load_split
 
 
 def image_to_heatmap(uv: np.ndarray, image_size: int, heatmap_size: int) -> np.ndarray:
@@ -61,9 +62,21 @@ def hard_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
     return torch.stack([idx % w, idx // w], dim=-1).to(torch.float32)
 
 
-def write_heatmaps(split: dict[str, np.ndarray], out: str | Path, size: int, sigma: float) -> None:
-    """Training targets for one split: (N, 21, size, size) float16 from the K @ xyz projections."""
+HEATMAPS_FILE = "train.npy"
+
+
+def write_heatmaps(split_dir: str | Path, out_dir: str | Path, size: int, sigma: float) -> None:
+    """Training targets for the training split: out_dir/train.npy, (N, 21, size, size) float16 from
+    the K @ xyz projections."""
+    split = load_split(split_dir, "train")
     uv = project(split["xyz"], split["K"])
     maps = gaussian_heatmaps(uv, int(split["image_size"]), size, sigma).astype(np.float16)
-    with atomic_path(out) as tmp:
+    with atomic_path(Path(out_dir) / HEATMAPS_FILE) as tmp:
         np.save(tmp, maps)
+
+
+def load_heatmaps(heatmaps_dir: str | Path) -> np.ndarray:
+    path = Path(heatmaps_dir) / HEATMAPS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: heatmaps not found (run the `heatmaps` stage)")
+    return np.load(path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
+from handpose.data.layout import VISIBILITY_NAMES
 from handpose.skeleton import FINGER_JOINTS, JOINT_NAMES, ROOT
 
 MM = 1000.0
@@ -67,17 +69,24 @@ def pose_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     }
 
 
+def over_seeds(runs: pd.DataFrame) -> dict[str, float]:
+    """One row per seed -> each column's mean, with `<column>_sd` (sample sd) beside it when there are
+    several seeds: the one way results are summarised over seeds."""
+    summary = runs.mean().to_dict()
+    if len(runs) > 1:
+        summary |= {f"{key}_sd": value for key, value in runs.std().to_dict().items()}
+    return summary
+
+
 def per_finger_errors_mm(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     errors = joint_errors_mm(pred, true)
     return {finger: float(errors[:, list(joints)].mean()) for finger, joints in FINGER_JOINTS.items()}
 
 
 def per_joint_errors_mm(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    errors = joint_errors_mm(pred, true).mean(0)
+    """Mean error of each joint over every pose (and every seed, for stacked (S, N, 21, 3) predictions)."""
+    errors = joint_errors_mm(pred, true).reshape(-1, len(JOINT_NAMES)).mean(0)
     return dict(zip(JOINT_NAMES, map(float, errors)))
-
-
-VISIBILITY_NAMES = ("visible", "self_occluded", "object_occluded")  # the synthetic data's codes 0, 1, 2
 
 
 def errors_by_visibility_mm(pred: np.ndarray, true: np.ndarray, visibility: np.ndarray) -> dict[str, float | None]:

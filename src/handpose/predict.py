@@ -15,53 +15,56 @@ import cv2
 import numpy as np
 import torch
 
-from handpose.atomic import atomic_path
-from handpose.camera import intrinsics
-from handpose.data.contact_sheet import draw_skeleton
-from handpose.model.pose_net import predict
+from handpose.atomic import atomic_path, write_text
+from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, intrinsics
+from handpose.checkpoints import load_model, predict, seed_checkpoints
+from handpose.data.freihand import read_rgb
+from handpose.drawing import draw_skeleton
 from handpose.skeleton import JOINT_NAMES
-from handpose.train import load_model
 
-FRAME = 224  # FreiHAND's image size: the frame the models are trained in
-DEFAULT_FOCAL = 480.0  # px in that frame, mid-range of FreiHAND's 375-600
+DEFAULT_FOCAL = 480.0  # px in the FreiHAND frame, mid-range of FreiHAND's 375-600
 
 
 def frame_intrinsics(K: np.ndarray | None, x0: int, y0: int, side: int) -> np.ndarray:
     """K of the 224 frame made by cropping the square (x0, y0, side) and resizing it to 224."""
     if K is None:
-        return intrinsics(DEFAULT_FOCAL, DEFAULT_FOCAL, FRAME / 2, FRAME / 2).astype(np.float32)
+        return intrinsics(DEFAULT_FOCAL, DEFAULT_FOCAL, *PRINCIPAL_POINT).astype(np.float32)
     crop = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
-    resize = np.diag([FRAME / side, FRAME / side, 1.0])
+    resize = np.diag([FRAME_SIZE / side, FRAME_SIZE / side, 1.0])
     return (resize @ crop @ K).astype(np.float32)
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"{path}: missing or not a readable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def resolve_model(model: str | Path, models_dir: str | Path) -> Path:
+    """A checkpoint path as given, or a variant's name: its first seed's model under `models_dir`."""
+    model = Path(model)
+    return model if model.suffix == ".pt" else next(iter(seed_checkpoints(Path(models_dir) / model).values()))
 
 
 def predict_images(
-    model_path: str | Path,
+    model: str | Path,
     images: list[str | Path],
-    K: np.ndarray | None = None,
+    models_dir: str | Path = "models",
+    K: tuple[float, float, float, float] | None = None,
     root_depth: float = 0.6,
     scale: float = 0.03,
+    out: str | Path | None = None,
     overlay_dir: str | Path | None = None,
 ) -> list[dict]:
-    """One result per image: 2D joints in the image's own pixels and 3D joints in camera mm."""
+    """One result per image: 2D joints in the image's own pixels and 3D joints in camera mm, written
+    as JSON to `out` (or printed). `model` is a checkpoint or a variant's name; K is (fx, fy, cx, cy)."""
     if root_depth <= 0 or scale <= 0:
         raise ValueError(f"--root-depth and --scale must be > 0 (metres), got {root_depth} and {scale}")
+    model_path = resolve_model(model, models_dir)
     model, checkpoint = load_model(model_path)
-    size = checkpoint["config"]["model"]["input_size"]
+    K = None if K is None else intrinsics(*K)
+    size = checkpoint["config"].model.input_size
     results = []
     for path in images:
-        rgb = load_image(path)
+        rgb = read_rgb(path)
         h, w = rgb.shape[:2]
         side = min(h, w)
         x0, y0 = (w - side) // 2, (h - side) // 2
-        frame = cv2.resize(rgb[y0 : y0 + side, x0 : x0 + side], (FRAME, FRAME), interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(rgb[y0 : y0 + side, x0 : x0 + side], (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_AREA)
         split = {
             "images": cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)[None],
             "K": frame_intrinsics(K, x0, y0, side)[None],
@@ -70,14 +73,14 @@ def predict_images(
             "scale": np.array([scale], np.float32),
         }
         with torch.no_grad():
-            out = predict(model, split)
-        uv = out["uv"][0] * side / FRAME + [x0, y0]
+            pred = predict(model, split)
+        uv = pred["uv"][0] * side / FRAME_SIZE + [x0, y0]
         result = {
             "image": str(path),
             "model": str(model_path),
             "joints": JOINT_NAMES,
             "uv_px": np.round(uv, 2).tolist(),
-            "xyz_mm": np.round(out["xyz"][0] * 1000, 1).tolist(),
+            "xyz_mm": np.round(pred["xyz"][0] * 1000, 1).tolist(),
         }
         if overlay_dir is not None:
             overlay = Path(overlay_dir) / f"{Path(path).stem}_pose.png"
@@ -85,12 +88,9 @@ def predict_images(
                 cv2.imwrite(str(tmp), cv2.cvtColor(draw_skeleton(rgb, uv), cv2.COLOR_RGB2BGR))
             result["overlay"] = str(overlay)
         results.append(result)
-    return results
-
-
-def write_results(results: list[dict], out: str | Path | None) -> str:
     text = json.dumps(results, indent=2)
-    if out is not None:
-        with atomic_path(out) as tmp:
-            tmp.write_text(text + "\n")
-    return text
+    if out is None:
+        print(text)
+    else:
+        write_text(out, text + "\n")
+    return results

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 
 from handpose import figures
-from handpose.atomic import write_text
+from handpose.atomic import atomic_path, write_text
 from handpose.data.freihand import open_freihand, read_visibility
-from handpose.metrics import joint_errors_mm, pose_metrics, root_relative
+from handpose.data.layout import pose_id
+from handpose.data.split import load_split
+from handpose.metrics import joint_errors_mm, over_seeds, per_joint_errors_mm, pose_metrics, root_relative
 from handpose.skeleton import ROOT
 
 # "Toward 3D Hand Pose Estimation", Table 1: 3D pose error in mm (3200 FreiHAND train / 200 test, 100 epochs).
@@ -40,19 +42,24 @@ def summarize(
     predictions: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> tuple[dict, pd.DataFrame]:
     """Metrics per name for (predicted (S, N, 21, 3) over S seeds, true (N, 21, 3)) poses: the
-    mean over seeds, `pose_error_mm_sd` across them, and per-sample errors (mean over seeds)."""
+    mean over seeds (and `*_sd` across them), and per-sample errors (mean over seeds)."""
     summary, per_sample = {}, []
     for name, (pred, true) in predictions.items():
-        runs = pd.DataFrame([pose_metrics(p, true) for p in pred])
         summary[name] = {
-            **runs.mean().to_dict(),
-            "pose_error_mm_sd": float(runs["pose_error_mm"].std()) if len(runs) > 1 else None,
-            "seeds": len(runs),
+            **over_seeds(pd.DataFrame([pose_metrics(p, true) for p in pred])),
+            "seeds": len(pred),
             "paper_pose_error_mm": PAPER_TABLE1_MM.get(name),
         }
         errors = joint_errors_mm(pred, true).mean(-1).mean(0)  # (N,)
         per_sample.append(pd.DataFrame({"variant": name, "pose_error_mm": errors}))
     return summary, pd.concat(per_sample, ignore_index=True)
+
+
+def headline(summary: dict) -> dict:
+    """metrics/summary.json: two numbers per variant under short keys, so that `dvc exp show` fits a
+    terminal (README: `make compare`): `pose` = 3D pose error (mm), `pa` = PA-MPJPE (mm), mean over seeds.
+    Everything else is in metrics/<variant>.json and metrics/summary.md."""
+    return {name.replace(" ", "_"): {"pose": m["pose_error_mm"], "pa": m["pa_mpjpe_mm"]} for name, m in summary.items()}
 
 
 def markdown_table(summary: dict) -> str:
@@ -65,7 +72,7 @@ def markdown_table(summary: dict) -> str:
     ]
     for name, m in summary.items():
         ours = cell(m["pose_error_mm"])
-        if m["pose_error_mm_sd"] is not None:
+        if "pose_error_mm_sd" in m:
             ours += f" ± {m['pose_error_mm_sd']:.2f} ({m['seeds']} seeds)"
         lines.append(
             f"| {name} | {ours} | {cell(m['paper_pose_error_mm'])} | "
@@ -78,15 +85,16 @@ def report(
     variants: list[str],
     predictions_dir: str | Path,
     logs_dir: str | Path,
+    split_dir: str | Path,
     dataset: str | Path,
-    train_xyz: np.ndarray,
-    test_xyz: np.ndarray,
     summary_json: str | Path,
     summary_md: str | Path,
     figures_dir: str | Path,
 ) -> dict:
-    """Write the summary (JSON and Markdown) and every figure; returns the summary."""
+    """Write the summary (JSON and Markdown), every figure, and the long tables (one row per variant
+    and epoch / joint) that dvc.yaml's charts colour by variant; returns the summary."""
     predictions = load_predictions(variants, predictions_dir)
+    train_xyz, test_xyz = load_split(split_dir, "train")["xyz"], load_split(split_dir, "test")["xyz"]
     poses = {MEAN_POSE: (mean_pose_prediction(train_xyz, test_xyz)[None], test_xyz)}
     poses |= {name: (p["xyz"], p["true_xyz"]) for name, p in predictions.items()}
     summary, per_sample = summarize(poses)
@@ -96,26 +104,40 @@ def report(
         if not path.is_file():
             raise FileNotFoundError(f"{path}: training log not found (run `train@{variant}`)")
         logs[variant] = pd.read_csv(path)
-    write_text(summary_json, json.dumps(summary, indent=2) + "\n")
+    write_text(summary_json, json.dumps(headline(summary), indent=2) + "\n")
     write_text(
         summary_md,
         "# Results\n\n3D pose error on the test split, ground-truth root given "
         "(the paper's protocol).\n\n" + markdown_table(summary),
     )
     figures_dir = Path(figures_dir)
+    _write_table(pd.concat([log.assign(variant=v) for v, log in logs.items()]), figures_dir / "convergence.csv")
+    per_joint = {v: per_joint_errors_mm(p["xyz"], p["true_xyz"]) for v, p in predictions.items()}
+    _write_table(
+        pd.concat(
+            pd.DataFrame({"joint": list(e), "error_mm": list(e.values()), "variant": v}) for v, e in per_joint.items()
+        ),
+        figures_dir / "per_joint.csv",
+    )
     figures.convergence_figure(logs, figures_dir / "convergence.png")
     figures.error_figure(per_sample, PAPER_TABLE1_MM, figures_dir / "pose_error.png")
     figures.pck_figure(poses, figures_dir / "pck.png")
     best = min(variants, key=lambda v: summary[v]["pose_error_mm"])
     first_seed = {key: (value[0] if key in ("xyz", "uv") else value) for key, value in predictions[best].items()}
     _qualitative(best, first_seed, dataset, figures_dir / "predictions.png")
+    print(markdown_table(summary))
     return summary
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame[["variant", *frame.columns.drop("variant")]].to_csv(tmp, index=False)
 
 
 def _qualitative(variant: str, pred: dict[str, np.ndarray], dataset: str | Path, path: Path, n: int = 4) -> None:
     """The best variant on a few test hands: the most occluded ones where the data says so."""
     data = open_freihand(dataset)
-    poses = pred["image_ids"] % data.num_poses
+    poses = pose_id(pred["image_ids"], data.num_poses)
     visibility = read_visibility(dataset)
     if visibility is not None:
         order = np.argsort(-(visibility[poses] > 0).sum(1), kind="stable")

@@ -1,13 +1,7 @@
-"""The one reader of the FreiHAND v2 layout (the real dataset or the synthetic one).
-
-    root/training_xyz.json    P x 21 x 3 joints, metres, camera space
-    root/training_K.json      P x 3 x 3 intrinsics
-    root/training_scale.json  P floats (length of the bone skeleton.SCALE_BONE)
-    root/training/rgb/%08d.jpg   N = k * P images; image i shows pose i % P
-    root/training/mask/%08d.jpg  hand masks
+"""The one reader of the FreiHAND v2 layout (the real dataset or the synthetic one); layout.py defines the files.
 
 Anything else in the folder is ignored. Opening validates the labels and counts the images without
-decoding any; images are read on demand.
+decoding any; images are read on demand, by `read_rgb`, the one place images are decoded.
 """
 
 from __future__ import annotations
@@ -20,11 +14,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handpose.data import layout
 from handpose.skeleton import NUM_JOINTS
 
 
 class FreiHANDError(ValueError):
     """A FreiHAND folder is missing something or holds something malformed."""
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode any image file to (H, W, 3) uint8 in RGB order; raises FreiHANDError naming `path`."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FreiHANDError(f"{path}: missing or not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 @dataclass(frozen=True)
@@ -33,29 +36,25 @@ class FreiHAND:
     xyz: np.ndarray  # (P, 21, 3) float32, metres
     K: np.ndarray  # (P, 3, 3) float32
     scale: np.ndarray  # (P,) float32
-    num_images: int  # number of training/rgb/*.jpg files
+    num_images: int  # number of .jpg files in layout.rgb_dir(root)
 
     @property
     def num_poses(self) -> int:
         return len(self.xyz)
 
     def pose_index(self, image_index: int) -> int:
-        return self._check_index(image_index) % self.num_poses
+        return layout.pose_id(self._check_index(image_index), self.num_poses)
 
     def rgb_path(self, image_index: int) -> Path:
-        return self.root / "training" / "rgb" / f"{self._check_index(image_index):08d}.jpg"
+        return layout.rgb_path(self.root, self._check_index(image_index))
 
     def mask_path(self, image_index: int) -> Path:
         # Real FreiHAND has one mask per pose: the extra images only change background and colours.
-        return self.root / "training" / "mask" / f"{self.pose_index(image_index):08d}.jpg"
+        return layout.mask_path(self.root, self.pose_index(image_index))
 
     def read_rgb(self, image_index: int) -> np.ndarray:
         """Image `image_index` as (H, W, 3) uint8 in RGB order."""
-        path = self.rgb_path(image_index)
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FreiHANDError(f"{path}: missing or not a readable image")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return read_rgb(self.rgb_path(image_index))
 
     def _check_index(self, image_index: int) -> int:
         if not 0 <= image_index < self.num_images:
@@ -94,15 +93,15 @@ def open_freihand(root: str | Path) -> FreiHAND:
     root = Path(root)
     if not root.is_dir():
         raise FreiHANDError(f"{root}: dataset root missing or not a folder")
-    xyz = _load_array(root / "training_xyz.json", (NUM_JOINTS, 3), f"N x {NUM_JOINTS} x 3")
-    K = _load_array(root / "training_K.json", (3, 3), "N x 3 x 3")
-    scale = _load_array(root / "training_scale.json", (), "length-N")
+    xyz = _load_array(root / layout.XYZ_FILE, (NUM_JOINTS, 3), f"N x {NUM_JOINTS} x 3")
+    K = _load_array(root / layout.K_FILE, (3, 3), "N x 3 x 3")
+    scale = _load_array(root / layout.SCALE_FILE, (), "length-N")
     if not len(xyz) == len(K) == len(scale):
         raise FreiHANDError(
-            f"{root}: pose counts differ: training_xyz.json has {len(xyz)}, training_K.json {len(K)}, "
-            f"training_scale.json {len(scale)}"
+            f"{root}: pose counts differ: {layout.XYZ_FILE} has {len(xyz)}, {layout.K_FILE} {len(K)}, "
+            f"{layout.SCALE_FILE} {len(scale)}"
         )
-    rgb_dir = root / "training" / "rgb"
+    rgb_dir = layout.rgb_dir(root)
     if not rgb_dir.is_dir():
         raise FreiHANDError(f"{rgb_dir}: image folder missing")
     num_images = _count_jpgs(rgb_dir)
@@ -110,17 +109,15 @@ def open_freihand(root: str | Path) -> FreiHAND:
         raise FreiHANDError(f"{rgb_dir}: no .jpg images")
     if num_images % len(xyz):
         raise FreiHANDError(
-            f"{rgb_dir}: {num_images} images is not a multiple of the {len(xyz)} poses in training_xyz.json"
+            f"{rgb_dir}: {num_images} images is not a multiple of the {len(xyz)} poses in {layout.XYZ_FILE}"
         )
     return FreiHAND(root=root, xyz=xyz, K=K, scale=scale, num_images=num_images)
 
 
-VISIBILITY_FILE = "training_visibility.json"  # synthetic data only: per joint 0 visible, 1 self-, 2 object-occluded
-
-
 def read_visibility(root: str | Path) -> np.ndarray | None:
-    """(P, 21) visibility codes where the dataset has them (the synthetic one does), else None."""
-    path = Path(root) / VISIBILITY_FILE
+    """(P, 21) layout.VISIBLE/SELF_OCCLUDED/OBJECT_OCCLUDED codes where the dataset has them (the synthetic one
+    does), else None."""
+    path = Path(root) / layout.VISIBILITY_FILE
     if not path.is_file():
         return None
     try:

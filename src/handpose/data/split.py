@@ -9,7 +9,9 @@ import numpy as np
 from tqdm import tqdm
 
 from handpose.atomic import atomic_path
+from handpose.config import DataConfig
 from handpose.data.freihand import open_freihand
+from handpose.data.layout import pose_id
 
 SPLITS = ("train", "test")
 
@@ -22,17 +24,17 @@ def choose_images(num_poses: int, num_images: int, n_train: int, n_test: int, se
     rng = np.random.default_rng(seed)
     poses = rng.permutation(num_poses)[: n_train + n_test]
     versions = rng.integers(num_images // num_poses, size=n_train + n_test)
-    images = poses + num_poses * versions
+    images = poses + num_poses * versions  # image v * P + i shows pose i
     return {"train": np.sort(images[:n_train]), "test": np.sort(images[n_train:])}
 
 
 def write_split(
-    dataset: str | Path, out: str | Path, n_train: int, n_test: int, seed: int, input_size: int, progress: bool = True
+    dataset: str | Path, out: str | Path, config: DataConfig, input_size: int, progress: bool = True
 ) -> None:
-    """Write out/{train,test}.npz: images (N,S,S,3) uint8 RGB at `input_size`, xyz (N,21,3) metres,
-    K (N,3,3), scale (N,), image ids, and the original image size (uv stays in its pixels)."""
+    """The `split` stage: out/{train,test}.npz with images (N,S,S,3) uint8 RGB at `input_size`, xyz
+    (N,21,3) metres, K (N,3,3), scale (N,), image ids, and the original image size (uv stays in its pixels)."""
     data = open_freihand(dataset)
-    chosen = choose_images(data.num_poses, data.num_images, n_train, n_test, seed)
+    chosen = choose_images(data.num_poses, data.num_images, config.n_train, config.n_test, config.seed)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         for name, ids in chosen.items():
@@ -48,7 +50,7 @@ def write_split(
                         f"{image_size}x{image_size} like the others"
                     )
                 images[row] = cv2.resize(rgb, (input_size, input_size), interpolation=cv2.INTER_AREA)
-            poses = ids % data.num_poses
+            poses = pose_id(ids, data.num_poses)
             np.savez(
                 tmp / f"{name}.npz",
                 images=images,

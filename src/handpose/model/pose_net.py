@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -102,23 +101,3 @@ def root_relative_in_scale(xyz: torch.Tensor, root: torch.Tensor, scale: torch.T
     """Poses for the losses: root-relative (ground-truth root) and in units of the hand's scale,
     so every loss term is independent of distance to the camera and hand size."""
     return (xyz - root[:, None]) / scale[:, None, None]
-
-
-@torch.no_grad()
-def predict(
-    model: HandPoseNet, split: dict[str, np.ndarray], batch_size: int = 64, channels_last: bool = False
-) -> dict[str, np.ndarray]:
-    """Run the model over a whole split (ground-truth root depth and scale given, as in the paper),
-    on whichever device the model is on."""
-    model.eval()
-    device = next(model.parameters()).device
-    xyz, uv = [], []
-    for start in range(0, len(split["images"]), batch_size):
-        sl = slice(start, start + batch_size)
-        K, true_xyz, scale = (torch.from_numpy(split[key][sl]).to(device) for key in ("K", "xyz", "scale"))
-        out = model(
-            to_input(torch.from_numpy(split["images"][sl]).to(device), channels_last), K, true_xyz[:, ROOT, 2], scale
-        )
-        xyz.append(out["xyz"].cpu().numpy())
-        uv.append(out["uv"].cpu().numpy())
-    return {"xyz": np.concatenate(xyz), "uv": np.concatenate(uv)}

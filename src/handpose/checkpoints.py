@@ -1,0 +1,89 @@
+"""Checkpoints: save, load (tensors and plain data only: loading never runs code), build the model
+they hold, and run it over a split. Train, evaluate and predict all go through here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from handpose.atomic import atomic_path
+from handpose.config import VariantConfig
+from handpose.model.pose_net import HandPoseNet, to_input
+from handpose.skeleton import ROOT
+
+
+def build_model(config: VariantConfig, image_size: int) -> HandPoseNet:
+    return HandPoseNet(**config.model.model_dump(), image_size=image_size)
+
+
+def pick_device(name: str) -> torch.device:
+    """`train.device`: auto = the GPU when there is one."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device: 'cuda' requested but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def save_checkpoint(path: str | Path, config: VariantConfig, image_size: int, **state: Any) -> None:
+    """Write atomically: the config (as plain data), the image size, and `state` (model and optimiser
+    state dicts, epoch, log rows, RNG states)."""
+    with atomic_path(path) as tmp:
+        torch.save({"config": config.model_dump(), "image_size": image_size, **state}, tmp)
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A checkpoint as written by `save_checkpoint`, with its config parsed back into a VariantConfig."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model checkpoint not found (run the `train` stage)")
+    checkpoint = torch.load(path, weights_only=True, map_location=device)
+    checkpoint["config"] = VariantConfig.model_validate(checkpoint["config"])
+    return checkpoint
+
+
+def load_model(path: str | Path) -> tuple[HandPoseNet, dict[str, Any]]:
+    """A trained model (in eval mode, on the CPU) and the rest of its checkpoint (config, log, ...)."""
+    checkpoint = load_checkpoint(path)
+    model = build_model(checkpoint["config"], checkpoint["image_size"])
+    model.load_state_dict(checkpoint.pop("model"))
+    return model.eval(), checkpoint
+
+
+def seed_checkpoint(model_dir: str | Path, seed: int) -> Path:
+    """Where the model of one seed lives: <model_dir>/seed<k>.pt."""
+    return Path(model_dir) / f"seed{seed}.pt"
+
+
+def seed_checkpoints(model_dir: str | Path) -> dict[int, Path]:
+    """seed -> checkpoint for every seed's model in `model_dir`, in seed order."""
+    found = {
+        int(m.group(1)): p for p in Path(model_dir).glob("seed*.pt") if (m := re.fullmatch(r"seed(-?\d+)\.pt", p.name))
+    }
+    if not found:
+        raise FileNotFoundError(f"{model_dir}: no seed<k>.pt checkpoints (run the `train` stage)")
+    return dict(sorted(found.items()))
+
+
+@torch.no_grad()
+def predict(
+    model: HandPoseNet, split: dict[str, np.ndarray], batch_size: int = 64, channels_last: bool = False
+) -> dict[str, np.ndarray]:
+    """Run the model over a whole split (ground-truth root depth and scale given, as in the paper),
+    on whichever device the model is on."""
+    model.eval()
+    device = next(model.parameters()).device
+    xyz, uv = [], []
+    for start in range(0, len(split["images"]), batch_size):
+        sl = slice(start, start + batch_size)
+        K, true_xyz, scale = (torch.from_numpy(split[key][sl]).to(device) for key in ("K", "xyz", "scale"))
+        out = model(
+            to_input(torch.from_numpy(split["images"][sl]).to(device), channels_last), K, true_xyz[:, ROOT, 2], scale
+        )
+        xyz.append(out["xyz"].cpu().numpy())
+        uv.append(out["uv"].cpu().numpy())
+    return {"xyz": np.concatenate(xyz), "uv": np.concatenate(uv)}
