@@ -7,15 +7,15 @@ at the default (params.yaml) and the paper's model size. Prints JSON.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 
 import torch
 
-from handpose.config import LOSS_TERMS, load_params, variant_config
+from handpose.checkpoints import build_model
+from handpose.config import LOSS_TERMS, VariantConfig, load_params, variant_config
 from handpose.losses import loss_terms
-from handpose.model.pose_net import HandPoseNet, root_relative_in_scale, to_input
+from handpose.model.pose_net import root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
 
 PAPER_MODEL = {
@@ -29,28 +29,28 @@ PAPER_MODEL = {
 }
 
 
-def step_seconds(config: dict, batch: int, steps: int) -> dict:
+def step_seconds(config: VariantConfig, batch: int, steps: int) -> dict:
     torch.manual_seed(0)
-    model = HandPoseNet(**config["model"], image_size=224)
-    channels_last = config["train"]["channels_last"]
+    model = build_model(config, image_size=224)
+    channels_last = config.train.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4)
-    size, hm = config["model"]["input_size"], config["model"]["input_size"] // 4
+    size, hm = config.model.input_size, config.model.heatmap_size
     images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
     K = torch.tensor([[480.0, 0, 112], [0, 480, 112], [0, 0, 1]]).expand(batch, 3, 3)
     xyz = torch.randn(batch, 21, 3) * 0.04 + torch.tensor([0, 0, 0.7])
     scale = torch.full((batch,), 0.03)
     targets = torch.rand(batch, 21, hm, hm)
-    names = [t for t in LOSS_TERMS if t in config["losses"]]
+    names = [t for t in LOSS_TERMS if t in config.losses]
     times = []
     for i in range(steps + 1):  # the first step warms up allocators and is not counted
         tic = time.perf_counter()
         out = model(to_input(images, channels_last), K, xyz[:, ROOT, 2], scale)
         pred = root_relative_in_scale(out["xyz"], xyz[:, ROOT], scale)
         true = root_relative_in_scale(xyz, xyz[:, ROOT], scale)
-        terms = loss_terms(names, out["heatmaps"], targets, pred, true, config.get("asm", {}).get("k", 6))
-        loss = sum(config["losses"][n] * terms[n] for n in names)
+        terms = loss_terms(names, out["heatmaps"], targets, pred, true, config.asm.k if config.asm else 6)
+        loss = sum(config.losses[n] * terms[n] for n in names)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -74,12 +74,12 @@ def main() -> None:
     params = load_params(args.params)
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "sizes": {}}
     for size in args.sizes:
-        sized = copy.deepcopy(params)
+        sized = params.model_copy(deep=True)
         if size == "paper":
-            sized["model"].update(PAPER_MODEL)
+            sized.model = sized.model.model_copy(update=PAPER_MODEL)
         results["sizes"][size] = {
-            variant: step_seconds(cfg := variant_config(sized, variant), cfg["train"]["batch_size"], args.steps)
-            for variant in sized["variants"]
+            variant: step_seconds(cfg := variant_config(sized, variant), cfg.train.batch_size, args.steps)
+            for variant in sized.variants
         }
     print(json.dumps(results, indent=2))
 

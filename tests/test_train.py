@@ -49,7 +49,14 @@ def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca
     assert ("loss_asm" in header) == (variant == "m_asm")
     ckpt = load_checkpoint(tmp_path / "models" / "seed0.pt")
     assert {"model", "optimizer", "epoch", "config"} <= set(ckpt) and ckpt["config"] == config
-    metrics = evaluate(tmp_path / "models", tiny_split["dir"], tiny_dataset, tmp_path / "m.json", tmp_path / "p.npz")
+    metrics = evaluate(
+        tmp_path / "models",
+        tiny_split["dir"],
+        tiny_dataset,
+        tmp_path / "m.json",
+        tmp_path / "p.npz",
+        tmp_path / "t.json",
+    )
     on_disk = json.loads((tmp_path / "m.json").read_text())
     assert on_disk == metrics and np.isfinite(metrics["pose_error_mm"]) and metrics["pose_error_mm"] > 0
     assert metrics["seeds"] == [0] and "pose_error_mm_sd" not in metrics
@@ -59,8 +66,15 @@ def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_spl
     config = tiny_config("m_cos_2", epochs=1, seed=[3, 1])
     write_heatmaps(tiny_split["dir"], tmp_path / "heatmaps", size=8, sigma=1.0)
     train_module.train_variant(
-        config, tiny_split["dir"], tmp_path / "heatmaps", tmp_path / "models", tmp_path / "log.csv", progress=False
+        config,
+        tiny_split["dir"],
+        tmp_path / "heatmaps",
+        tmp_path / "models",
+        tmp_path / "log.csv",
+        tmp_path / "timings.json",
+        progress=False,
     )
+    assert set(json.loads((tmp_path / "timings.json").read_text())["per_seed"]) == {"1", "3"}
     assert sorted(p.name for p in (tmp_path / "models").glob("*.pt")) == ["seed1.pt", "seed3.pt"]
     seed_logs = [pd.read_csv(tmp_path / "models" / f"seed{s}.csv") for s in (1, 3)]
     log = pd.read_csv(tmp_path / "log.csv")
@@ -68,7 +82,14 @@ def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_spl
         np.mean([x["val_pose_error_mm"].iloc[0] for x in seed_logs])
     )
     assert "val_pose_error_mm_sd" in log
-    metrics = evaluate(tmp_path / "models", tiny_split["dir"], tiny_dataset, tmp_path / "m.json", tmp_path / "p.npz")
+    metrics = evaluate(
+        tmp_path / "models",
+        tiny_split["dir"],
+        tiny_dataset,
+        tmp_path / "m.json",
+        tmp_path / "p.npz",
+        tmp_path / "t.json",
+    )
     assert metrics["seeds"] == [1, 3] and metrics["pose_error_mm_sd"] > 0
     with np.load(tmp_path / "p.npz") as f:
         assert f["xyz"].shape == (2, 8, 21, 3)

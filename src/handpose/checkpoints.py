@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from handpose.atomic import atomic_path
-from handpose.config import VariantConfig
+from handpose.config import TrainConfig, VariantConfig
 from handpose.model.pose_net import HandPoseNet, to_input
 from handpose.skeleton import ROOT
 
@@ -20,8 +20,14 @@ def build_model(config: VariantConfig, image_size: int) -> HandPoseNet:
     return HandPoseNet(**config.model.model_dump(), image_size=image_size)
 
 
-def pick_device(name: str) -> torch.device:
-    """`train.device`: auto = the GPU when there is one."""
+def setup_torch(train: TrainConfig) -> torch.device:
+    """The device `train.device` names (auto = the GPU when there is one), with `train.threads` CPU
+    threads and deterministic kernels: the same inputs give the same bytes on one machine, and a
+    fixed thread count keeps the CPU's reduction order the same across machines."""
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    name = train.device
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():

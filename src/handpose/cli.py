@@ -48,13 +48,22 @@ def cmd_train(args: argparse.Namespace) -> None:
     from handpose.train import train_variant
 
     config = read_variant_config(args.config)
-    train_variant(config, args.split, args.heatmaps, args.models, args.log, resume=args.resume, progress=not args.quiet)
+    train_variant(
+        config,
+        args.split,
+        args.heatmaps,
+        args.models,
+        args.log,
+        args.timings,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from handpose.evaluate import evaluate
 
-    evaluate(args.models, args.split, args.dataset, args.metrics, args.predictions)
+    evaluate(args.models, args.split, args.dataset, args.metrics, args.predictions, args.timings)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -122,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heatmaps", default="data/heatmaps", help="the heatmaps folder (default: %(default)s)")
     p.add_argument("--models", required=True, help="folder for seed<k>.pt checkpoints, e.g. models/<variant>")
     p.add_argument("--log", required=True, help="per-epoch CSV log (mean over seeds), e.g. plots/train/<variant>.csv")
+    p.add_argument(
+        "--timings", required=True, help="JSON of wall times (not a result), e.g. timings/train/<variant>.json"
+    )
     p.add_argument("--resume", action="store_true", help="continue each seed from its last finished epoch")
 
     p = stage("evaluate", cmd_evaluate, "score one trained variant on the test split", params=False)
@@ -129,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--metrics", required=True, help="JSON metrics to write, e.g. metrics/<variant>.json")
     p.add_argument("--predictions", required=True, help="per-sample predictions (.npz) to write")
+    p.add_argument(
+        "--timings", required=True, help="JSON of inference time (not a result), e.g. timings/evaluate/<variant>.json"
+    )
     p.add_argument("--dataset", default="data/freihand", help="for per-joint visibility (default: %(default)s)")
 
     p = stage("report", cmd_report, "compare all variants with the paper's Table 1; draw the figures")

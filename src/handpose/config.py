@@ -97,6 +97,7 @@ class TrainConfig(Section):
     channels_last: bool
     bf16: bool
     device: Literal["auto", "cpu", "cuda"]
+    threads: Annotated[Int, Field(ge=0)]  # CPU threads; 0 = torch's default (all cores)
 
     @field_validator("seed")
     @classmethod

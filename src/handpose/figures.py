@@ -50,7 +50,7 @@ def error_figure(per_sample: pd.DataFrame, paper_mm: dict[str, float], path: str
     )
     order = list(dict.fromkeys(per_sample["variant"]))
     fig, ax = plt.subplots(figsize=(9, 3.8))
-    sns.barplot(frame, x="variant", y="pose_error_mm", hue="source", order=order, errorbar=("ci", 95), ax=ax)
+    sns.barplot(frame, x="variant", y="pose_error_mm", hue="source", order=order, errorbar=("ci", 95), seed=0, ax=ax)
     ax.set(ylabel="3D pose error (mm)", xlabel="", title="Pose error per variant (ground-truth root given)")
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), title=None, frameon=False)
     _save(fig, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import time
 from pathlib import Path
@@ -12,14 +13,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from handpose.atomic import atomic_path
+from handpose.atomic import atomic_path, write_text
 from handpose.checkpoints import (
     build_model,
     load_checkpoint,
-    pick_device,
     predict,
     save_checkpoint,
     seed_checkpoint,
+    setup_torch,
 )
 from handpose.config import LOSS_TERMS, TrainConfig, VariantConfig
 from handpose.data.split import load_split
@@ -52,13 +53,16 @@ def train(
     log_path: str | Path,
     resume: bool = False,
     progress: bool = True,
+    timings: list[dict] | None = None,
 ) -> HandPoseNet:
     """Train one variant. After every epoch the checkpoint (model, optimiser, epoch, config) and
-    the log are rewritten whole, so an interrupted run resumes from its last finished epoch."""
+    the log are rewritten whole, so an interrupted run resumes from its last finished epoch. Each
+    epoch's wall time is appended to `timings`."""
+    timings = [] if timings is None else timings
     tcfg, losses, name = config.train, config.losses, config.variant
     model_path, log_path = Path(model_path), Path(log_path)
+    device = setup_torch(tcfg)
     torch.manual_seed(seed)
-    device = pick_device(tcfg.device)
     image_size = int(train_split["image_size"])
     model = build_model(config, image_size).to(device)
     if tcfg.channels_last:
@@ -119,13 +123,13 @@ def train(
             pred = root_relative_in_scale(out["xyz"], root, scale[idx])
             true = root_relative_in_scale(xyz[idx], root, scale[idx])
             terms = loss_terms(logged, out["heatmaps"], targets[idx].float(), pred, true, asm_k, shape_model)
-            loss = sum(w * terms[name] for name, w in weights.items())
+            loss = sum(w * terms[term] for term, w in weights.items())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             sums["loss"] = sums["loss"] + loss.detach()
-            for name, value in terms.items():
-                sums[name] = sums[name] + value.detach()
+            for term, value in terms.items():
+                sums[term] = sums[term] + value.detach()
             if progress and step % 25 == 0:  # reading the loss waits for the device
                 bar.set_postfix(loss=f"{float(sums['loss']) / (step + 1):.3g}", refresh=False)
         seconds = time.perf_counter() - tic
@@ -137,13 +141,13 @@ def train(
                 "lambda_asm": lam,
                 **{("loss" if k == "loss" else f"loss_{k}"): float(v) / steps for k, v in sums.items()},
                 "val_pose_error_mm": pose_error_mm(val["xyz"], test_split["xyz"]),
-                "seconds": seconds,
-                "samples_per_s": steps * batch / seconds,
             }
         )
+        # Timings vary from run to run, so they stay out of the log, the checkpoint and the metrics.
+        timings.append({"epoch": epoch + 1, "seconds": seconds, "samples_per_s": steps * batch / seconds})
         tqdm.write(
             f"{name} epoch {epoch + 1}: loss {rows[-1]['loss']:.4g}, "
-            f"val pose error {rows[-1]['val_pose_error_mm']:.2f} mm, {rows[-1]['samples_per_s']:.0f} samples/s"
+            f"val pose error {rows[-1]['val_pose_error_mm']:.2f} mm, {timings[-1]['samples_per_s']:.0f} samples/s"
         )
         save_checkpoint(
             model_path,
@@ -167,18 +171,33 @@ def train_variant(
     heatmaps_dir: str | Path,
     model_dir: str | Path,
     log_path: str | Path,
+    timings_path: str | Path,
     resume: bool = False,
     progress: bool = True,
 ) -> None:
     """The `train` stage: one model per `train.seed` into model_dir/seed<k>.pt (each with its own log),
-    and the per-epoch mean over seeds in `log_path` (with `*_sd` columns when there are several)."""
+    and the per-epoch mean over seeds in `log_path` (with `*_sd` columns when there are several).
+    Wall times go to `timings_path`, outside DVC's outputs, so reruns reproduce every output byte."""
     train_split, test_split = load_split(split_dir, "train"), load_split(split_dir, "test")
     heatmaps = load_heatmaps(heatmaps_dir)
-    logs = []
+    logs, timings = [], {}
     for seed in config.train.seed:
         path = seed_checkpoint(model_dir, seed)
-        train(config, seed, train_split, heatmaps, test_split, path, path.with_suffix(".csv"), resume, progress)
+        timings[seed] = []
+        train(
+            config,
+            seed,
+            train_split,
+            heatmaps,
+            test_split,
+            path,
+            path.with_suffix(".csv"),
+            resume,
+            progress,
+            timings[seed],
+        )
         logs.append(pd.read_csv(path.with_suffix(".csv")))
+    write_text(timings_path, json.dumps({"per_seed": timings}, indent=2) + "\n")
     by_epoch = [
         {"epoch": epoch, **over_seeds(runs.drop(columns="epoch"))} for epoch, runs in pd.concat(logs).groupby("epoch")
     ]

@@ -1,0 +1,173 @@
+"""Our training step against a plain reference loop, in one run, at the default and the paper's size.
+Prints JSON: training samples/s of both and their ratio, heatmap generation samples/s, inference
+images/s at batch 1 and 32, and peak RSS.
+
+The reference is what the public baseline code does: the same model in fp32 NCHW, fed by a
+`Dataset` that decodes the JPEG and draws the heatmaps in `__getitem__`, through a DataLoader.
+Ours: images decoded once into a uint8 array, heatmaps drawn once, channels_last (and bf16 when
+params.yaml turns it on).
+
+    python benchmarks/training_speed.py [--params params.yaml] [--steps 20] [--sizes default paper]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from handpose.camera import project
+from handpose.checkpoints import build_model, predict
+from handpose.config import ModelConfig, VariantConfig, load_params, variant_config
+from handpose.data.freihand import open_freihand
+from handpose.data.synthetic import write_dataset
+from handpose.heatmaps import gaussian_heatmaps
+from handpose.losses import loss_terms
+from handpose.model.pose_net import root_relative_in_scale, to_input
+from handpose.skeleton import ROOT
+
+PAPER_MODEL = {"input_size": 256, "features": 256, "mlp_width": 1024, "uv": "argmax"}
+VARIANT = "m_cos_2"
+
+
+class JpegDataset(Dataset):
+    """The reference input pipeline: decode, resize and draw the heatmaps for every sample, every epoch."""
+
+    def __init__(self, root: Path, size: int, sigma: float):
+        self.data, self.size, self.sigma = open_freihand(root), size, sigma
+
+    def __len__(self) -> int:
+        return self.data.num_images
+
+    def __getitem__(self, i: int) -> dict:
+        image = cv2.resize(self.data.read_rgb(i), (self.size, self.size), interpolation=cv2.INTER_AREA)
+        pose = self.data.pose_index(i)
+        uv = project(self.data.xyz[pose], self.data.K[pose])[None]
+        heatmaps = gaussian_heatmaps(uv, 224, self.size // 4, self.sigma)[0]
+        xyz, K, scale = self.data.xyz[pose], self.data.K[pose], self.data.scale[pose]
+        return {"image": image, "heatmaps": heatmaps, "xyz": xyz, "K": K, "scale": np.float32(scale)}
+
+
+def train_step(model, optimizer, config: VariantConfig, batch: dict, channels_last: bool, bf16: bool) -> None:
+    xyz, scale = batch["xyz"], batch["scale"]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = model(to_input(batch["image"], channels_last), batch["K"], xyz[:, ROOT, 2], scale)
+    pred = root_relative_in_scale(out["xyz"], xyz[:, ROOT], scale)
+    true = root_relative_in_scale(xyz, xyz[:, ROOT], scale)
+    names = list(config.losses)
+    terms = loss_terms(names, out["heatmaps"], batch["heatmaps"].float(), pred, true)
+    loss = sum(config.losses[n] * terms[n] for n in names)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def samples_per_s(config: VariantConfig, batches, steps: int, channels_last: bool, bf16: bool) -> float:
+    torch.manual_seed(0)
+    model = build_model(config, image_size=224)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4)
+    batches = iter(batches)
+    train_step(model, optimizer, config, next(batches), channels_last, bf16)  # warm-up, not timed
+    tic, n = time.perf_counter(), 0
+    for _ in range(steps):
+        batch = next(batches)
+        train_step(model, optimizer, config, batch, channels_last, bf16)
+        n += len(batch["image"])
+    return n / (time.perf_counter() - tic)
+
+
+def forever(loader):
+    while True:
+        yield from loader
+
+
+def in_memory_batches(dataset: JpegDataset, batch: int):
+    """Ours: everything decoded and drawn once, then batches are index lookups."""
+    items = [dataset[i] for i in range(len(dataset))]
+    arrays = {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
+    arrays["heatmaps"] = arrays["heatmaps"].half()
+    g = torch.Generator().manual_seed(0)
+    while True:
+        order = torch.randperm(len(items), generator=g)
+        for s in range(len(items) // batch):
+            idx = order[s * batch : (s + 1) * batch]
+            yield {k: v[idx] for k, v in arrays.items()}
+
+
+def inference_images_per_s(config: VariantConfig, batch: int, repeats: int) -> float:
+    model = build_model(config, image_size=224).eval()
+    size = config.model.input_size
+    split = {
+        "images": np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8),
+        "K": np.tile(np.array([[480, 0, 112], [0, 480, 112], [0, 0, 1]], np.float32), (batch, 1, 1)),
+        "xyz": np.full((batch, 21, 3), 0.6, np.float32),
+        "scale": np.full(batch, 0.03, np.float32),
+    }
+    predict(model, split, batch_size=batch)  # warm-up
+    tic = time.perf_counter()
+    for _ in range(repeats):
+        predict(model, split, batch_size=batch, channels_last=config.train.channels_last)
+    return batch * repeats / (time.perf_counter() - tic)
+
+
+def heatmaps_per_s(n: int = 2000, side: int = 64, sigma: float = 2.0) -> float:
+    uv = np.random.default_rng(0).uniform(0, 224, (n, 21, 2))
+    tic = time.perf_counter()
+    gaussian_heatmaps(uv, 224, side, sigma)
+    return n / (time.perf_counter() - tic)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per case (default: %(default)s)")
+    parser.add_argument("--sizes", nargs="+", default=["default", "paper"], choices=["default", "paper"])
+    args = parser.parse_args()
+    params = load_params(args.params)
+    if params.train.threads:
+        torch.set_num_threads(params.train.threads)
+    results: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "variant": VARIANT}
+    results["heatmaps_per_s_21x64x64"] = round(heatmaps_per_s())
+    with tempfile.TemporaryDirectory() as tmp:
+        write_dataset(Path(tmp) / "data", n=64, seed=0, workers=1, progress=False)
+        for size in args.sizes:
+            model = params.model if size == "default" else params.model.model_copy(update=PAPER_MODEL)
+            config = variant_config(params.model_copy(update={"model": ModelConfig(**model.model_dump())}), VARIANT)
+            steps = args.steps if size == "default" else max(2, args.steps // 10)
+            dataset = JpegDataset(Path(tmp) / "data", config.model.input_size, params.heatmap.sigma)
+            batch = config.train.batch_size
+            loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
+            reference = samples_per_s(config, forever(loader), steps, channels_last=False, bf16=False)
+            ours = samples_per_s(
+                config, in_memory_batches(dataset, batch), steps, config.train.channels_last, config.train.bf16
+            )
+            results[size] = {
+                "input_size": config.model.input_size,
+                "features": config.model.features,
+                "batch": batch,
+                "train_samples_per_s_ours": round(ours, 1),
+                "train_samples_per_s_reference": round(reference, 1),
+                "speedup": round(ours / reference, 2),
+                "inference_images_per_s_batch1": round(
+                    inference_images_per_s(config, 1, 20 if size == "default" else 2), 1
+                ),
+                "inference_images_per_s_batch32": round(
+                    inference_images_per_s(config, 32, 3 if size == "default" else 1), 1
+                ),
+            }
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The benchmark scripts run and print the JSON they promise (on a tiny model; speed itself is not tested)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_params(tmp_path_factory) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"].update(input_size=32, features=16, mlp_width=32)
+    path = tmp_path_factory.mktemp("bench") / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def run_benchmark(script: str, *args: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_training_speed_compares_ours_with_the_reference_loop(tiny_params):
+    out = run_benchmark("training_speed.py", "--params", str(tiny_params), "--steps", "2", "--sizes", "default")
+    default = out["default"]
+    assert default["train_samples_per_s_ours"] > 0 and default["train_samples_per_s_reference"] > 0
+    assert default["speedup"] == pytest.approx(
+        default["train_samples_per_s_ours"] / default["train_samples_per_s_reference"], rel=0.02
+    )
+    assert out["heatmaps_per_s_21x64x64"] > 0 and out["peak_rss_mb"] > 0
+    assert default["inference_images_per_s_batch1"] > 0 and default["inference_images_per_s_batch32"] > 0
+
+
+def test_model_speed_reports_every_variant(tiny_params):
+    out = run_benchmark("model_speed.py", "--params", str(tiny_params), "--steps", "1", "--sizes", "default")
+    assert set(out["sizes"]["default"]) == {"baseline", "m_cos_1", "m_cos_2", "m_asm"}
