@@ -42,3 +42,18 @@ def test_training_speed_compares_ours_with_the_reference_loop(tiny_params):
 def test_model_speed_reports_every_variant(tiny_params):
     out = run_benchmark("model_speed.py", "--params", str(tiny_params), "--steps", "1", "--sizes", "default")
     assert set(out["sizes"]["default"]) == {"baseline", "m_cos_1", "m_cos_2", "m_asm"}
+
+
+def test_heatmap_diagnosis_reports_each_epoch(tiny_split):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "heatmap_diagnosis.py"), "--split", str(tiny_split["dir"])]
+        + ["--features", "16", "--epochs", "2", "--eval-every", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    epochs = [line for line in lines if "epoch" in line]
+    assert [line["epoch"] for line in epochs] == [1, 2] and all(line["uv_px"] > 0 for line in epochs)
+    assert [line["step"] for line in lines if "step" in line] == list(range(1, 7))  # 24 images, batch 8
