@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup repro test lint compare
+.PHONY: setup repro test lint compare study
 setup: $(VENV)/.installed .dvc/plots/offline.html
 
 # torch first, pinned: the CPU wheel on this machine's disk, not a multi-GB CUDA build.
@@ -26,6 +26,14 @@ repro: setup
 EXP_TABLE := --only-changed --drop 'Created|metrics/(?!summary).*|(configs|data|models|predictions|plots|src)/.*'
 compare:
 	PATH="$(abspath $(BIN)):$$PATH" dvc exp show --no-pager $(EXP_TABLE)
+
+# The four variants over three seeds, as a DVC experiment in a temporary copy (the workspace is left
+# as it is); its table (mean +- sd over seeds, beside the paper's) goes to docs/study.md.
+STUDY_SEEDS ?= [0,1,2]
+study: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run --temp --force --name seeds -S 'train.seed=$(STUDY_SEEDS)'
+	git show "$$(git for-each-ref --sort=-creatordate --count=1 --format='%(refname)' 'refs/exps/*/*/seeds')":metrics/summary.md > docs/study.md
+	@cat docs/study.md
 
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
