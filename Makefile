@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/handpose plots-template --out $@
 
 repro: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 # The experiment table that fits a terminal: the params that changed, and per variant its pose error
 # and PA-MPJPE (metrics/summary.json); per-variant details and code/data hashes are dropped.
@@ -31,12 +31,13 @@ compare:
 # as it is); its table (mean +- sd over seeds, beside the paper's) goes to docs/study.md.
 STUDY_SEEDS ?= [0,1,2]
 study: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run --temp --force --name seeds -S 'train.seed=$(STUDY_SEEDS)'
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run --temp --force --name seeds -S 'train.seed=$(STUDY_SEEDS)'
+	mkdir -p docs
 	git show "$$(git for-each-ref --sort=-creatordate --count=1 --format='%(refname)' 'refs/exps/*/*/seeds')":metrics/summary.md > docs/study.md
 	@cat docs/study.md
 
 test: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -205,3 +205,23 @@ def test_make_compare_fits_a_200_column_terminal(project):
     assert "loss.cos" in table and "m_cos_1.pose" in table and "m_cos_1.pa" in table
     assert "…" not in table, table  # rich marks a column it had to cut with an ellipsis
     assert max(len(line) for line in table.splitlines()) <= 200
+
+
+def test_make_study_writes_mean_and_sd_over_seeds(project):
+    venv = Path(sys.executable).parent.parent  # this environment, taken as set up (-o: don't remake it)
+    env_bin = venv / "bin"
+    run(["git", "checkout", "--", "params.yaml"], project)
+    make = ["make", "-s", "-f", str(ROOT / "Makefile"), "-o", f"{venv}/.installed", "-o", ".dvc/plots/offline.html"]
+    result = subprocess.run(
+        [*make, "study", f"VENV={venv}", "STUDY_SEEDS=[0,1]"],
+        cwd=project,
+        env={**os.environ, "PATH": f"{env_bin}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = (project / "docs" / "study.md").read_text()
+    for variant in VARIANTS:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {variant} |"))
+        assert "±" in row and "(2 seeds)" in row
+    assert "seed: 0\n" in (project / "params.yaml").read_text()  # the workspace keeps its own params
