@@ -3,12 +3,14 @@ they hold, and run it over a split. Train, evaluate and predict all go through h
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from handpose.atomic import atomic_path
 from handpose.config import TrainConfig, VariantConfig
@@ -47,8 +49,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model checkpoint not found (run the `train` stage)")
-    checkpoint = torch.load(path, weights_only=True, map_location=device)
-    checkpoint["config"] = VariantConfig.model_validate(checkpoint["config"])
+    try:  # weights_only: tensors and plain data only, so a crafted file cannot run code
+        checkpoint = torch.load(path, weights_only=True, map_location=device)
+        checkpoint["config"] = VariantConfig.model_validate(checkpoint["config"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValidationError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path}: not a handpose checkpoint, or not a safe one ({reason[:200]})") from None
     return checkpoint
 
 
