@@ -38,7 +38,7 @@ def train_in_a_process(config: Path, split: Path, heatmaps: Path, out: Path) -> 
 def test_two_processes_write_identical_models_and_logs(tiny_split, tmp_path):
     config = tmp_path / "m_asm.json"
     config.write_text(json.dumps(tiny_config("m_asm", epochs=2).model_dump()))
-    write_heatmaps(tiny_split["dir"], tmp_path / "heatmaps", size=8, sigma=1.0)
+    write_heatmaps(tiny_split["train"], tmp_path / "heatmaps", size=8, sigma=1.0)
     for run in ("a", "b"):
         train_in_a_process(config, tiny_split["dir"], tmp_path / "heatmaps", tmp_path / run)
     for name in ("models/seed0.pt", "models/seed0.csv", "log.csv"):

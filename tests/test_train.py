@@ -64,7 +64,7 @@ def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca
 
 def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_split, tiny_dataset, tmp_path):
     config = tiny_config("m_cos_2", epochs=1, seed=[3, 1])
-    write_heatmaps(tiny_split["dir"], tmp_path / "heatmaps", size=8, sigma=1.0)
+    write_heatmaps(tiny_split["train"], tmp_path / "heatmaps", size=8, sigma=1.0)
     train_module.train_variant(
         config,
         tiny_split["dir"],

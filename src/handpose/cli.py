@@ -37,10 +37,11 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 def cmd_heatmaps(args: argparse.Namespace) -> None:
     from handpose.config import load_params
+    from handpose.data.split import load_split
     from handpose.heatmaps import write_heatmaps
 
     params = load_params(args.params)
-    write_heatmaps(args.split, args.out, params.model.heatmap_size, params.heatmap.sigma)
+    write_heatmaps(load_split(args.split, "train"), args.out, params.model.heatmap_size, params.heatmap.sigma)
 
 
 def cmd_train(args: argparse.Namespace) -> None:

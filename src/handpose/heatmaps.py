@@ -9,7 +9,6 @@ import torch
 
 from handpose.atomic import atomic_path
 from handpose.camera import project
-from handpose.data.split import load_split
 
 
 def image_to_heatmap(uv: np.ndarray, image_size: int, heatmap_size: int) -> np.ndarray:
@@ -65,10 +64,9 @@ def hard_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
 HEATMAPS_FILE = "train.npy"
 
 
-def write_heatmaps(split_dir: str | Path, out_dir: str | Path, size: int, sigma: float) -> None:
-    """Training targets for the training split: out_dir/train.npy, (N, 21, size, size) float16 from
-    the K @ xyz projections."""
-    split = load_split(split_dir, "train")
+def write_heatmaps(split: dict[str, np.ndarray], out_dir: str | Path, size: int, sigma: float) -> None:
+    """Training targets for a split: out_dir/train.npy, (N, 21, size, size) float16 from the K @ xyz
+    projections."""
     uv = project(split["xyz"], split["K"])
     maps = gaussian_heatmaps(uv, int(split["image_size"]), size, sigma).astype(np.float16)
     with atomic_path(Path(out_dir) / HEATMAPS_FILE) as tmp:
