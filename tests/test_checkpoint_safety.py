@@ -63,3 +63,19 @@ def test_resume_refuses_a_crafted_checkpoint(crafted, tiny_split, tmp_path):
             progress=False,
         )
     assert not marker.exists()
+
+
+def test_training_refuses_a_crafted_pretrained_file(crafted, tiny_split, tmp_path):
+    path, marker = crafted
+    with pytest.raises(ValueError, match="seed0.pt"):
+        train_module.train_variant(
+            tiny_config("m_cos_2", epochs=1),
+            tiny_split["dir"],
+            tmp_path / "heatmaps-unused",
+            tmp_path / "out",
+            tmp_path / "log.csv",
+            tmp_path / "timings.json",
+            progress=False,
+            pretrained=path,
+        )
+    assert not marker.exists()

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TINY = {
     "data": {"n_synthetic": 40, "n_train": 24, "n_test": 8},
+    "pretrain": {"n_hands": 16},
     "model": {"input_size": 32, "features": 16, "mlp_width": 32},
     "train": {"epochs": 2},
 }
@@ -97,10 +98,21 @@ def test_metrics_and_plots_are_visible_to_dvc(project):
         assert {row["variant"] for row in chart} == set(VARIANTS)
 
 
-def convergence_charts(project: Path, *args: str) -> list[list[dict]]:
-    """The data rows of every chart `dvc plots show` (or `dvc plots <args>`) draws from a CSV table."""
+def table_charts(project: Path, *args: str) -> dict[str, list[dict]]:
+    """Title -> data rows of every chart `dvc plots show` (or `dvc plots <args>`) draws from a CSV table."""
     shown = json.loads(run(["dvc", "plots", *(args or ("show",)), "--json"], project).stdout)["data"]
-    return [chart[0]["content"]["data"]["values"] for name, chart in shown.items() if not name.endswith(".png")]
+    return {name: chart[0]["content"]["data"]["values"] for name, chart in shown.items() if not name.endswith(".png")}
+
+
+def convergence_charts(project: Path, *args: str) -> list[list[dict]]:
+    """The data rows of the charts that compare variants (one row per variant and epoch or joint)."""
+    return [rows for rows in table_charts(project, *args).values() if "variant" in rows[0]]
+
+
+def test_the_pretraining_chart_shows_the_held_out_2d_error(project):
+    (rows,) = [rows for name, rows in table_charts(project).items() if name.startswith("Pretraining")]
+    assert [row["hands_seen"] for row in rows] == ["8", "16"]  # 16 hands at batch 8, measured every step
+    assert all(float(row["held_out_uv_error_px"]) > 0 for row in rows)
 
 
 def test_experiment_on_loss_cos_retrains_only_the_cos_variants(project):
@@ -169,7 +181,7 @@ def test_plots_page_draws_every_chart_offline(five_variants, command, tmp_path):
     html = page.read_text()
     assert "<script src=" not in html and "cdn.jsdelivr" not in html  # nothing to fetch
     charts = html.count("vegaEmbed(")
-    assert charts == 4  # the 4 charts from the long tables (the PNG figures are <img> tags)
+    assert charts == 5  # the 4 variant charts and pretraining's (the PNG figures are <img> tags)
     assert html.count('"variant": "m_new"') >= 4 * 2
     chromium = [
         CHROMIUM,

@@ -13,8 +13,8 @@ import torch
 from pydantic import ValidationError
 
 from handpose.atomic import atomic_path
-from handpose.config import TrainConfig, VariantConfig
-from handpose.model.pose_net import HandPoseNet, to_input
+from handpose.config import ModelConfig, TrainConfig, VariantConfig
+from handpose.model.pose_net import HOURGLASS_SETTINGS, HandPoseNet, to_input
 from handpose.skeleton import ROOT
 
 
@@ -44,18 +44,51 @@ def save_checkpoint(path: str | Path, config: VariantConfig, image_size: int, **
         torch.save({"config": config.model_dump(), "image_size": image_size, **state}, tmp)
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """A checkpoint as written by `save_checkpoint`, with its config parsed back into a VariantConfig."""
-    path = Path(path)
+def _safe_load(path: Path, device: torch.device | str, stage: str, check: Any) -> dict[str, Any]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: model checkpoint not found (run the `train` stage)")
+        raise FileNotFoundError(f"{path}: model checkpoint not found (run the `{stage}` stage)")
     try:  # weights_only: tensors and plain data only, so a crafted file cannot run code
         checkpoint = torch.load(path, weights_only=True, map_location=device)
-        checkpoint["config"] = VariantConfig.model_validate(checkpoint["config"])
+        check(checkpoint)
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValidationError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"{path}: not a handpose checkpoint, or not a safe one ({reason[:200]})") from None
     return checkpoint
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A checkpoint as written by `save_checkpoint`, with its config parsed back into a VariantConfig."""
+
+    def parse(checkpoint: dict) -> None:
+        checkpoint["config"] = VariantConfig.model_validate(checkpoint["config"])
+
+    return _safe_load(Path(path), device, "train", parse)
+
+
+def save_pretrained(path: str | Path, model: ModelConfig, hourglass: dict | None, log: list[dict]) -> None:
+    """The `pretrain` stage's output: the hourglass weights (None: no pretraining), the settings they
+    fit, and the held-out log."""
+    settings = model.model_dump(include=set(HOURGLASS_SETTINGS))
+    with atomic_path(path) as tmp:
+        torch.save({"hourglass": hourglass, "settings": settings, "log": log}, tmp)
+
+
+def load_pretrained(path: str | Path, model: ModelConfig, device: torch.device | str = "cpu") -> dict | None:
+    """The pretrained hourglass weights for `model` (None: the stage ran with no pretraining); refuses
+    weights made for other hourglass settings, naming them."""
+
+    def check(checkpoint: dict) -> None:
+        checkpoint["hourglass"], checkpoint["settings"]  # noqa: B018 (KeyError: not a pretrain file)
+
+    checkpoint = _safe_load(Path(path), device, "pretrain", check)
+    wanted = model.model_dump(include=set(HOURGLASS_SETTINGS))
+    if checkpoint["hourglass"] is not None and checkpoint["settings"] != wanted:
+        theirs = checkpoint["settings"]
+        differ = ", ".join(
+            f"model.{k} {theirs.get(k)} there, {v} here" for k, v in wanted.items() if theirs.get(k) != v
+        )
+        raise ValueError(f"{path}: pretrained for other hourglass settings ({differ}); rerun the `pretrain` stage")
+    return checkpoint["hourglass"]
 
 
 def load_model(path: str | Path) -> tuple[HandPoseNet, dict[str, Any]]:

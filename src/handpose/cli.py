@@ -58,7 +58,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         args.timings,
         resume=args.resume,
         progress=not args.quiet,
+        pretrained=args.pretrained,
     )
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from handpose.config import load_params
+    from handpose.pretrain import pretrain
+
+    pretrain(load_params(args.params), args.out, args.log, args.timings, progress=not args.quiet)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -126,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--out", default="data/heatmaps", help="folder for train.npy (default: %(default)s)")
 
+    p = stage("pretrain", cmd_pretrain, "pretrain the hourglass on L_hm over freshly rendered hands (pretrain:)")
+    p.add_argument("--out", default="models/pretrain.pt", help="hourglass weights to write (default: %(default)s)")
+    p.add_argument("--log", default="plots/pretrain.csv", help="held-out 2D error log (default: %(default)s)")
+    p.add_argument(
+        "--timings", default="timings/pretrain.json", help="JSON of wall time (not a result) (default: %(default)s)"
+    )
+
     p = stage("train", cmd_train, "train one variant from its resolved config", params=False)
     p.add_argument("--config", required=True, help="configs/<variant>.json from `handpose configure`")
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
@@ -136,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timings", required=True, help="JSON of wall times (not a result), e.g. timings/train/<variant>.json"
     )
     p.add_argument("--resume", action="store_true", help="continue each seed from its last finished epoch")
+    p.add_argument("--pretrained", help="start the hourglass from these weights (models/pretrain.pt)")
 
     p = stage("evaluate", cmd_evaluate, "score one trained variant on the test split", params=False)
     p.add_argument("--models", required=True, help="a folder of seed<k>.pt written by `handpose train`")

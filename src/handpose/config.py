@@ -68,6 +68,13 @@ class DataConfig(Section):
         return value
 
 
+class PretrainConfig(Section):
+    n_hands: Annotated[Int, Field(ge=0)]  # 0 = no pretraining
+    seed: Int  # the renderer's seed for these hands; must differ from data.seed
+    batch_size: PositiveInt
+    lr: Positive
+
+
 class HeatmapConfig(Section):
     sigma: Positive  # Gaussian sd in heatmap cells; the heatmap side is derived: model.heatmap_size
 
@@ -126,6 +133,7 @@ class Params(Section):
     """params.yaml, whole."""
 
     data: DataConfig
+    pretrain: PretrainConfig
     heatmap: HeatmapConfig
     model: ModelConfig
     train: TrainConfig
@@ -188,6 +196,11 @@ def _check_relations(params: Params) -> None:
         raise ConfigError(
             f"data.n_train + data.n_test = {data.n_train + data.n_test}: more than the "
             f"data.n_synthetic = {data.n_synthetic} poses generated"
+        )
+    if params.pretrain.n_hands and params.pretrain.seed == data.seed:
+        raise ConfigError(
+            f"pretrain.seed: must differ from data.seed ({data.seed}), or the pretraining hands would be "
+            "the dataset's own, test hands included"
         )
     if params.model.input_size % 4:
         raise ConfigError(

@@ -17,6 +17,7 @@ from handpose.atomic import atomic_path, write_text
 from handpose.checkpoints import (
     build_model,
     load_checkpoint,
+    load_pretrained,
     predict,
     save_checkpoint,
     seed_checkpoint,
@@ -54,8 +55,10 @@ def train(
     resume: bool = False,
     progress: bool = True,
     timings: list[dict] | None = None,
+    pretrained: dict | None = None,
 ) -> HandPoseNet:
-    """Train one variant. After every epoch the checkpoint (model, optimiser, epoch, config) and
+    """Train one variant, its hourglass starting from the `pretrained` weights if given. After every
+    epoch the checkpoint (model, optimiser, epoch, config) and
     the log are rewritten whole, so an interrupted run resumes from its last finished epoch. Each
     epoch's wall time is appended to `timings`."""
     timings = [] if timings is None else timings
@@ -64,7 +67,10 @@ def train(
     device = setup_torch(tcfg)
     torch.manual_seed(seed)
     image_size = int(train_split["image_size"])
-    model = build_model(config, image_size).to(device)
+    model = build_model(config, image_size)
+    if pretrained is not None:
+        model.hourglass.load_state_dict(pretrained)
+    model = model.to(device)
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=tcfg.lr)
@@ -174,10 +180,13 @@ def train_variant(
     timings_path: str | Path,
     resume: bool = False,
     progress: bool = True,
+    pretrained: str | Path | None = None,
 ) -> None:
     """The `train` stage: one model per `train.seed` into model_dir/seed<k>.pt (each with its own log),
+    each starting from the `pretrain` stage's hourglass when `pretrained` names its file,
     and the per-epoch mean over seeds in `log_path` (with `*_sd` columns when there are several).
     Wall times go to `timings_path`, outside DVC's outputs, so reruns reproduce every output byte."""
+    hourglass = load_pretrained(pretrained, config.model) if pretrained else None
     train_split, test_split = load_split(split_dir, "train"), load_split(split_dir, "test")
     heatmaps = load_heatmaps(heatmaps_dir)
     logs, timings = [], {}
@@ -195,6 +204,7 @@ def train_variant(
             resume,
             progress,
             timings[seed],
+            hourglass,
         )
         logs.append(pd.read_csv(path.with_suffix(".csv")))
     write_text(timings_path, json.dumps({"per_seed": timings}, indent=2) + "\n")

@@ -16,6 +16,11 @@ from handpose.data.layout import pose_id
 SPLITS = ("train", "test")
 
 
+def to_input_size(rgb: np.ndarray, size: int) -> np.ndarray:
+    """A decoded image at the model's input size (area averaging: no aliasing when shrinking)."""
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def choose_images(num_poses: int, num_images: int, n_train: int, n_test: int, seed: int) -> dict[str, np.ndarray]:
     """Image indices of each split. Splits are disjoint by pose, so no pose seen in training
     (under any background) is tested; each pose contributes one of its images at random."""
@@ -49,7 +54,7 @@ def write_split(
                         f"{data.rgb_path(int(i))}: {rgb.shape[1]}x{rgb.shape[0]} image, expected "
                         f"{image_size}x{image_size} like the others"
                     )
-                images[row] = cv2.resize(rgb, (input_size, input_size), interpolation=cv2.INTER_AREA)
+                images[row] = to_input_size(rgb, input_size)
             poses = pose_id(ids, data.num_poses)
             np.savez(
                 tmp / f"{name}.npz",

@@ -20,6 +20,14 @@ def capped_depth(requested: int, heatmap_size: int) -> int:
     return max(1, min(requested, int(math.log2(heatmap_size)) - 1))
 
 
+HOURGLASS_SETTINGS = ("input_size", "features", "stacks", "hourglass_depth")  # all its weights depend on
+
+
+def hourglass_for(*, input_size: int, features: int, stacks: int, hourglass_depth: int) -> StackedHourglass:
+    """The 2D branch of HandPoseNet for these settings (pretraining builds it alone)."""
+    return StackedHourglass(stacks, features, NUM_JOINTS, capped_depth(hourglass_depth, input_size // 4))
+
+
 class LatentNet(nn.Module):
     """Last-stack features + heatmaps -> 1x1 conv -> strided residual stages -> flat latent vector."""
 
@@ -72,8 +80,8 @@ class HandPoseNet(nn.Module):
         self.heatmap_size = input_size // 4
         self.image_size = image_size
         self.uv_mode = uv
-        self.hourglass = StackedHourglass(
-            stacks, features, NUM_JOINTS, capped_depth(hourglass_depth, self.heatmap_size)
+        self.hourglass = hourglass_for(
+            input_size=input_size, features=features, stacks=stacks, hourglass_depth=hourglass_depth
         )
         self.latent = LatentNet(features, NUM_JOINTS, self.heatmap_size)
         self.mlp = mlp(self.latent.dim, mlp_width, mlp_depth, dropout, NUM_JOINTS - 1)

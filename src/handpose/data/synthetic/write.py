@@ -9,8 +9,9 @@ import json
 import math
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -24,14 +25,19 @@ from handpose.skeleton import NUM_JOINTS, SCALE_BONE
 JPEG_QUALITY = 90
 
 
-def _write_jpeg(path: Path, img: np.ndarray) -> None:
+def encode_jpeg(img: np.ndarray) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
-        raise RuntimeError(f"could not encode {path}")
-    path.write_bytes(buf.tobytes())
+        raise RuntimeError("could not encode a rendered image as JPEG")
+    return buf
+
+
+def _write_jpeg(path: Path, img: np.ndarray) -> None:
+    path.write_bytes(encode_jpeg(img).tobytes())
 
 
 _Labels = tuple[int, np.ndarray, np.ndarray, np.ndarray]  # first index, xyz, K, visibility of a chunk
+_T = TypeVar("_T")
 
 
 def _render_range(args: tuple[str, int, int, int]) -> _Labels:
@@ -49,8 +55,8 @@ def _render_range(args: tuple[str, int, int, int]) -> _Labels:
     return start, xyz, K, vis
 
 
-def _imap_in_processes(tasks: list[tuple[str, int, int, int]], workers: int) -> Iterator[_Labels]:
-    """Run `_render_range` over `tasks` in a forked process pool, yielding results as they finish.
+def _imap_in_processes(func: Callable[[tuple], _T], tasks: list[tuple], workers: int) -> Iterator[_T]:
+    """Run `func` over `tasks` in a forked process pool, yielding results as they finish.
 
     Fork (not spawn/forkserver) so it works whatever the caller's __main__ is. A child forked while
     OpenCV's thread pool is alive deadlocks on its first OpenCV thread call, so the parent shrinks
@@ -62,13 +68,22 @@ def _imap_in_processes(tasks: list[tuple[str, int, int, int]], workers: int) -> 
     cv2.setNumThreads(1)
     try:
         with ctx.Pool(workers) as pool:
-            yield from pool.imap_unordered(_render_range, tasks)
+            yield from pool.imap_unordered(func, tasks)
     finally:
         cv2.setNumThreads(cv_threads)
 
 
 def _default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def render_in_chunks(func: Callable[[tuple], _T], first: Any, seed: int, n: int, workers: int | None) -> Iterator[_T]:
+    """`func((first, seed, start, stop))` over chunks of samples [0, n), in `workers` processes (default:
+    all cores), yielding results as they finish."""
+    workers = _default_workers() if workers is None else max(1, workers)
+    chunk = max(1, min(64, math.ceil(n / (workers * 8))))
+    tasks = [(first, seed, s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    return map(func, tasks) if workers == 1 else _imap_in_processes(func, tasks, workers)
 
 
 def write_dataset(root: str | Path, n: int, seed: int, workers: int | None = None, progress: bool = True) -> None:
@@ -79,28 +94,16 @@ def write_dataset(root: str | Path, n: int, seed: int, workers: int | None = Non
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    workers = _default_workers() if workers is None else max(1, workers)
     with atomic_path(root) as tmp:  # replaces `root` only once the whole dataset is written
         layout.rgb_dir(tmp).mkdir(parents=True)
         layout.mask_dir(tmp).mkdir(parents=True)
         xyz = np.zeros((n, NUM_JOINTS, 3), np.float32)
         K = np.zeros((n, 3, 3), np.float32)
         vis = np.zeros((n, NUM_JOINTS), np.int8)
-        chunk = max(1, min(64, math.ceil(n / (workers * 8))))
-        tasks = [(str(tmp), seed, s, min(s + chunk, n)) for s in range(0, n, chunk)]
-        with tqdm(total=n, desc="rendering hands", unit="img", disable=not progress) as bar:
-
-            def collect(result: _Labels) -> None:
-                start, x, k, v = result
+        with tqdm(total=n, desc="rendering hands", unit="img", disable=not progress, mininterval=1.0) as bar:
+            for start, x, k, v in render_in_chunks(_render_range, str(tmp), seed, n, workers):
                 xyz[start : start + len(x)], K[start : start + len(x)], vis[start : start + len(x)] = x, k, v
                 bar.update(len(x))
-
-            if workers == 1:
-                for task in tasks:
-                    collect(_render_range(task))
-            else:
-                for result in _imap_in_processes(tasks, workers):
-                    collect(result)
 
         scale = np.linalg.norm(xyz[:, SCALE_BONE[0]] - xyz[:, SCALE_BONE[1]], axis=-1)
         for name, value in (

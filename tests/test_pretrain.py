@@ -1,0 +1,78 @@
+"""The `pretrain` stage: its hands are the renderer's own (what the split stage would decode), distinct
+from the dataset's, and every variant's hourglass starts from its weights, which must fit the model."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from handpose.checkpoints import build_model, load_pretrained
+from handpose.config import ConfigError, validate
+from handpose.data.freihand import open_freihand
+from handpose.data.split import to_input_size
+from handpose.data.synthetic.arrays import render_arrays
+from handpose.pretrain import pretrain
+
+from .conftest import ROOT
+from .test_train import tiny_config
+
+
+def tiny_params(**pretrain):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["model"].update(input_size=32, features=16, mlp_width=32)
+    raw["pretrain"].update(pretrain)
+    return validate(raw)
+
+
+def test_rendered_arrays_are_the_pixels_the_split_stage_decodes_from_the_dataset(tiny_dataset):
+    data = open_freihand(tiny_dataset)  # written with seed 0
+    hands = render_arrays(6, seed=0, size=32, workers=1, progress=False)
+    for i in range(6):
+        assert np.array_equal(hands["images"][i], to_input_size(data.read_rgb(i), 32)), i
+    np.testing.assert_array_equal(hands["xyz"], data.xyz[:6])
+    np.testing.assert_array_equal(hands["K"], data.K[:6])
+
+
+def test_rendered_arrays_do_not_depend_on_the_worker_count_and_differ_by_seed():
+    one = render_arrays(8, seed=1, size=32, workers=1, progress=False)
+    two = render_arrays(8, seed=1, size=32, workers=2, progress=False)
+    other = render_arrays(8, seed=2, size=32, workers=1, progress=False)
+    for key in one:
+        assert np.array_equal(one[key], two[key]), key
+    assert not np.array_equal(one["xyz"], other["xyz"])
+
+
+def test_pretraining_writes_hourglass_weights_that_every_variant_loads(tmp_path):
+    params = tiny_params(n_hands=32, batch_size=8)
+    pretrain(params, tmp_path / "pretrain.pt", tmp_path / "log.csv", tmp_path / "t.json", progress=False)
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert log[0] == "step,hands_seen,loss_hm,held_out_uv_error_px" and len(log) == 1 + 4  # 4 steps, each logged
+    assert np.isfinite([float(row.split(",")[-1]) for row in log[1:]]).all()
+    weights = load_pretrained(tmp_path / "pretrain.pt", params.model)
+    model = build_model(tiny_config("m_cos_2"), 224)
+    fresh = {k: v.clone() for k, v in model.hourglass.state_dict().items()}
+    model.hourglass.load_state_dict(weights)  # strict: every key and shape fits
+    changed = [k for k, v in model.hourglass.state_dict().items() if not torch.equal(v, fresh[k])]
+    assert changed and all(k in weights for k in changed)
+
+
+def test_pretrained_weights_for_another_hourglass_are_refused_naming_the_setting(tmp_path):
+    pretrain(
+        tiny_params(n_hands=8, batch_size=8), tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t", progress=False
+    )
+    other = tiny_params().model.model_copy(update={"features": 32})
+    with pytest.raises(ValueError, match=r"p\.pt: pretrained for other hourglass settings \(model\.features 16 there"):
+        load_pretrained(tmp_path / "p.pt", other)
+
+
+def test_no_pretraining_means_no_weights(tmp_path):
+    params = tiny_params(n_hands=0)
+    pretrain(params, tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t", progress=False)
+    assert load_pretrained(tmp_path / "p.pt", params.model) is None
+    assert (tmp_path / "l.csv").read_text().strip() == "step,hands_seen,loss_hm,held_out_uv_error_px"
+
+
+def test_pretraining_hands_must_not_be_the_datasets_own():
+    with pytest.raises(ConfigError, match=r"pretrain\.seed: must differ from data\.seed \(0\)"):
+        tiny_params(seed=0)
+    assert tiny_params(seed=0, n_hands=0).pretrain.n_hands == 0  # no hands rendered: nothing to collide
