@@ -10,49 +10,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from .dvc_project import ROOT, new_project, run
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-TINY = {
-    "data": {"n_synthetic": 40, "n_train": 24, "n_test": 8},
-    "pretrain": {"n_hands": 16},
-    "model": {"input_size": 32, "features": 16, "mlp_width": 32},
-    "train": {"epochs": 2},
-}
-
-
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A fresh repo holding this project's pipeline, with tiny params, after one `dvc repro`."""
-    repo = tmp_path_factory.mktemp("repo")
-    shutil.copy(ROOT / "dvc.yaml", repo)
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(ROOT / ".dvc" / "plots", repo / "plots-templates", ignore=shutil.ignore_patterns("offline.html"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], repo)
-    run(["git", "config", "user.name", "handpose tests"], repo)
-    run(["git", "config", "user.email", "tests@handpose.invalid"], repo)
-    run(["dvc", "init", "-q"], repo)
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # analytics off, the offline plots page
-    shutil.copytree(repo / "plots-templates", repo / ".dvc" / "plots")  # the charts' templates
-    shutil.rmtree(repo / "plots-templates")
-    run(["handpose", "plots-template", "--out", ".dvc/plots/offline.html"], repo)
+    repo = new_project(tmp_path_factory.mktemp("repo"))
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny run"], repo)

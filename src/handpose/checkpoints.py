@@ -92,10 +92,26 @@ def load_pretrained(path: str | Path, model: ModelConfig, device: torch.device |
 
 
 def load_model(path: str | Path) -> tuple[HandPoseNet, dict[str, Any]]:
-    """A trained model (in eval mode, on the CPU) and the rest of its checkpoint (config, log, ...)."""
+    """A trained model (in eval mode, on the CPU) and the rest of its checkpoint (config, log, ...).
+    Refuses a checkpoint whose training did not finish or whose weights are not all finite."""
     checkpoint = load_checkpoint(path)
+    epochs, done = checkpoint["config"].train.epochs, checkpoint["epoch"] + 1
+    if done < epochs:
+        raise ValueError(
+            f"{path}: training did not finish ({done} of {epochs} epochs); "
+            "finish it with `handpose train --resume` or rerun the `train` stage"
+        )
+    bad = [k for k, v in checkpoint["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        total = len(checkpoint["model"])
+        raise ValueError(
+            f"{path}: {len(bad)} of {total} weight tensors hold NaN or inf (first: {bad[0]}); the run diverged"
+        )
     model = build_model(checkpoint["config"], checkpoint["image_size"])
-    model.load_state_dict(checkpoint.pop("model"))
+    try:
+        model.load_state_dict(checkpoint.pop("model"))
+    except RuntimeError as err:
+        raise ValueError(f"{path}: its weights do not fit the model its config describes ({str(err)[:200]})") from None
     return model.eval(), checkpoint
 
 
@@ -104,12 +120,12 @@ def seed_checkpoint(model_dir: str | Path, seed: int) -> Path:
     return Path(model_dir) / f"seed{seed}.pt"
 
 
-def seed_checkpoints(model_dir: str | Path) -> dict[int, Path]:
+def seed_checkpoints(model_dir: str | Path, must_exist: bool = True) -> dict[int, Path]:
     """seed -> checkpoint for every seed's model in `model_dir`, in seed order."""
     found = {
         int(m.group(1)): p for p in Path(model_dir).glob("seed*.pt") if (m := re.fullmatch(r"seed(-?\d+)\.pt", p.name))
     }
-    if not found:
+    if not found and must_exist:
         raise FileNotFoundError(f"{model_dir}: no seed<k>.pt checkpoints (run the `train` stage)")
     return dict(sorted(found.items()))
 

@@ -150,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timings", required=True, help="JSON of wall times (not a result), e.g. timings/train/<variant>.json"
     )
-    p.add_argument("--resume", action="store_true", help="continue each seed from its last finished epoch")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue each seed from its checkpoint if that came from the same config, data and code "
+        "(a killed run); otherwise start over",
+    )
     p.add_argument("--pretrained", help="start the hourglass from these weights (models/pretrain.pt)")
 
     p = stage("evaluate", cmd_evaluate, "score one trained variant on the test split", params=False)

@@ -8,11 +8,14 @@ allowed values; rules that tie keys together are checked in `_check_relations`.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from handpose.skeleton import NUM_JOINTS
 
 LossTerm = Literal["hm", "pose", "len", "dir", "cos", "asm"]
 LOSS_TERMS: tuple[str, ...] = get_args(LossTerm)
@@ -43,6 +46,7 @@ Number = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_number)]
 Int = Annotated[int, Field(strict=True)]
 Positive = Annotated[Number, Field(gt=0)]
 PositiveInt = Annotated[Int, Field(gt=0)]
+BatchSize = Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one sample
 Weight = Annotated[Number, Field(ge=0)]
 VariantName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # it names files and stages
 
@@ -71,17 +75,19 @@ class DataConfig(Section):
 class PretrainConfig(Section):
     n_hands: Annotated[Int, Field(ge=0)]  # 0 = no pretraining
     seed: Int  # the renderer's seed for these hands; must differ from data.seed
-    batch_size: PositiveInt
+    batch_size: BatchSize
     lr: Positive
 
 
 class HeatmapConfig(Section):
-    sigma: Positive  # Gaussian sd in heatmap cells; the heatmap side is derived: model.heatmap_size
+    # Gaussian sd in heatmap cells (the heatmap side is derived: model.heatmap_size). Below 0.25, a joint
+    # between cells gets a heatmap of almost zeros: exp(-0.5 / (2 * 0.25^2)) = 0.018 at its nearest cell.
+    sigma: Annotated[Number, Field(ge=0.25)]
 
 
 class ModelConfig(Section):
-    input_size: PositiveInt
-    features: PositiveInt
+    input_size: Annotated[Int, Field(ge=16)]  # heatmaps >= 4x4: the latent net pools them to 4x4
+    features: Annotated[Int, Field(ge=4)]  # the stem starts with features / 4 channels
     stacks: PositiveInt
     hourglass_depth: PositiveInt
     mlp_depth: Annotated[Int, Field(ge=0)]
@@ -97,7 +103,7 @@ class ModelConfig(Section):
 
 class TrainConfig(Section):
     epochs: PositiveInt
-    batch_size: PositiveInt
+    batch_size: BatchSize
     lr: Positive
     lr_drop_at: Number
     seed: Annotated[list[Int], Field(min_length=1), BeforeValidator(_listed)]  # one model per seed
@@ -117,7 +123,7 @@ class TrainConfig(Section):
 class AsmConfig(Section):
     k: PositiveInt
     pca: Literal["batch", "dataset"]
-    schedule: Annotated[list[Number], Field(min_length=1)]
+    schedule: Annotated[list[Annotated[Number, Field(ge=0, le=1)]], Field(min_length=1)]  # factors of loss.asm
 
 
 class LossWeights(Section):
@@ -190,6 +196,29 @@ def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+def _physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_memory(params: Params) -> None:
+    """Refuse a request whose largest in-memory arrays would not fit this machine, naming the key that
+    sizes them, instead of failing with a MemoryError (or swapping) halfway through a stage."""
+    side = params.model.input_size
+    image, heatmaps = side * side * 3, NUM_JOINTS * params.model.heatmap_size**2 * 2  # uint8 RGB, float16
+    data, n_hands = params.data, params.pretrain.n_hands
+    needed = {  # key: (its value, bytes)
+        "data.n_synthetic": (data.n_synthetic, data.n_synthetic * 4096),  # labels, as arrays and as JSON text
+        "data.n_train": (data.n_train, (data.n_train + data.n_test) * image + data.n_train * heatmaps),
+        "pretrain.n_hands": (n_hands, n_hands * image),
+    }
+    key, (value, size) = max(needed.items(), key=lambda item: item[1][1])
+    if size > _physical_memory():
+        raise ConfigError(
+            f"{key}: {value} would need {size / 1e9:.1f} GB of memory; this machine has "
+            f"{_physical_memory() / 1e9:.1f} GB"
+        )
+
+
 def _check_relations(params: Params) -> None:
     data = params.data
     if data.n_train + data.n_test > data.n_synthetic:
@@ -206,6 +235,7 @@ def _check_relations(params: Params) -> None:
         raise ConfigError(
             f"model.input_size: must be a multiple of 4 (heatmaps are a quarter of it), got {params.model.input_size}"
         )
+    _check_memory(params)
     for variant in params.variant_train:
         if variant not in params.variants:
             raise ConfigError(f"variant_train.{variant}: no such variant (known: {', '.join(params.variants)})")

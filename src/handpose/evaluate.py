@@ -42,6 +42,12 @@ def evaluate(
     xyz, uv, per_seed, seconds = [], [], {}, 0.0
     for seed, path in seed_checkpoints(model_dir).items():
         model, checkpoint = load_model(path)
+        trained_on, given = checkpoint["config"].model.input_size, test_split["images"].shape[1]
+        if trained_on != given:
+            raise ValueError(
+                f"{path}: trained on {trained_on} px inputs, but {split_dir} holds {given} px images "
+                "(rerun the `split` stage with the model's model.input_size)"
+            )
         model.to(setup_torch(checkpoint["config"].train))
         tic = time.perf_counter()
         pred = predict(model, test_split)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -21,15 +23,20 @@ from handpose.checkpoints import (
     predict,
     save_checkpoint,
     seed_checkpoint,
+    seed_checkpoints,
     setup_torch,
 )
 from handpose.config import LOSS_TERMS, TrainConfig, VariantConfig
 from handpose.data.split import load_split
-from handpose.heatmaps import load_heatmaps
+from handpose.heatmaps import HEATMAPS_FILE, load_heatmaps
 from handpose.losses import asm_weight, fit_shape_model, loss_terms
 from handpose.metrics import over_seeds, pose_error_mm
 from handpose.model.pose_net import HandPoseNet, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
+
+
+class TrainingDiverged(ValueError):
+    """A loss became NaN or infinite: the run stops, and its checkpoint stays marked unfinished."""
 
 
 def learning_rate(train: TrainConfig, epoch: int) -> float:
@@ -56,9 +63,10 @@ def train(
     progress: bool = True,
     timings: list[dict] | None = None,
     pretrained: dict | None = None,
+    inputs: str | None = None,
 ) -> HandPoseNet:
     """Train one variant, its hourglass starting from the `pretrained` weights if given. After every
-    epoch the checkpoint (model, optimiser, epoch, config) and
+    epoch the checkpoint (model, optimiser, epoch, config, the `inputs` fingerprint) and
     the log are rewritten whole, so an interrupted run resumes from its last finished epoch. Each
     epoch's wall time is appended to `timings`."""
     timings = [] if timings is None else timings
@@ -77,15 +85,20 @@ def train(
     tqdm.write(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
     generator = torch.Generator().manual_seed(seed)  # batch order, apart from dropout's global RNG
     start, rows = 0, []
-    if resume and model_path.is_file():
-        ckpt = load_checkpoint(model_path, device)
-        if ckpt["config"] != config or ckpt["seed"] != seed:
-            raise ValueError(f"{model_path}: checkpoint was trained with a different config; cannot resume")
+    ckpt = load_checkpoint(model_path, device) if resume and model_path.is_file() else None
+    if ckpt is not None and (ckpt["config"], ckpt["seed"], ckpt.get("inputs")) != (config, seed, inputs):
+        tqdm.write(f"{model_path}: trained from other inputs (config, seed, data or code); starting over")
+        ckpt = None
+    if ckpt is None:  # a fresh run: an older run's files must not outlive a failure of this one
+        model_path.unlink(missing_ok=True)
+        log_path.unlink(missing_ok=True)
+    else:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, rows = ckpt["epoch"] + 1, ckpt["log"]
         torch.set_rng_state(ckpt["rng"].cpu())
         generator.set_state(ckpt["shuffle_rng"].cpu())
+        tqdm.write(f"{name} seed {seed}: resuming after epoch {start} of {tcfg.epochs} ({model_path})")
 
     # The whole split lives on the device (uint8 images, float16 heatmaps): no loader on the hot path.
     images = torch.from_numpy(train_split["images"]).to(device)
@@ -130,6 +143,8 @@ def train(
             true = root_relative_in_scale(xyz[idx], root, scale[idx])
             terms = loss_terms(logged, out["heatmaps"], targets[idx].float(), pred, true, asm_k, shape_model)
             loss = sum(w * terms[term] for term, w in weights.items())
+            if not torch.isfinite(loss):  # one host sync per step: cheap on CPU, and nothing diverged is kept
+                raise _diverged(name, seed, epoch, step, steps, loss, terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -166,9 +181,34 @@ def train(
             log=rows,
             rng=torch.get_rng_state(),
             shuffle_rng=generator.get_state(),
+            inputs=inputs,
         )
         _write_log(rows, log_path)
     return model
+
+
+def _diverged(
+    name: str, seed: int, epoch: int, step: int, steps: int, loss: torch.Tensor, terms: dict
+) -> TrainingDiverged:
+    bad = [f"loss_{term} = {float(value.detach())}" for term, value in terms.items() if not torch.isfinite(value)]
+    return TrainingDiverged(
+        f"{name} seed {seed}: training diverged at epoch {epoch + 1}, step {step + 1}/{steps}: "
+        f"{', '.join(bad) or f'weighted loss = {float(loss.detach())}'}; lower train.lr or the loss weights "
+        f"(the checkpoint, if any, holds epoch {epoch} of the run and is refused as unfinished)"
+    )
+
+
+def inputs_fingerprint(config: VariantConfig, files: list[Path]) -> str:
+    """What a run's result depends on: its config, the data and pretrained `files`, and the package's
+    modules this process has loaded (the code the stage runs: dvc.yaml's deps). `--resume` continues
+    a checkpoint only when this matches, so a rerun for any other reason starts over."""
+    package = Path(__file__).parent
+    loaded = {Path(m.__file__) for m in list(sys.modules.values()) if getattr(m, "__file__", None)}
+    code = sorted(path for path in loaded if path.is_relative_to(package))
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    for name, path in [(f.name, f) for f in files] + [(str(f.relative_to(package)), f) for f in code]:
+        digest.update(name.encode() + path.read_bytes())
+    return digest.hexdigest()
 
 
 def train_variant(
@@ -183,12 +223,18 @@ def train_variant(
     pretrained: str | Path | None = None,
 ) -> None:
     """The `train` stage: one model per `train.seed` into model_dir/seed<k>.pt (each with its own log),
-    each starting from the `pretrain` stage's hourglass when `pretrained` names its file,
+    each starting from the `pretrain` stage's hourglass when `pretrained` names its file; with `resume`,
+    a seed whose checkpoint came from the same inputs continues from it (or is kept, if finished),
     and the per-epoch mean over seeds in `log_path` (with `*_sd` columns when there are several).
     Wall times go to `timings_path`, outside DVC's outputs, so reruns reproduce every output byte."""
     hourglass = load_pretrained(pretrained, config.model) if pretrained else None
     train_split, test_split = load_split(split_dir, "train"), load_split(split_dir, "test")
     heatmaps = load_heatmaps(heatmaps_dir)
+    data_files = sorted(Path(split_dir).glob("*.npz")) + [Path(heatmaps_dir) / HEATMAPS_FILE]
+    inputs = inputs_fingerprint(config, data_files + ([Path(pretrained)] if pretrained else []))
+    for stale in set(seed_checkpoints(model_dir, must_exist=False)) - set(config.train.seed):
+        for path in (seed_checkpoint(model_dir, stale), seed_checkpoint(model_dir, stale).with_suffix(".csv")):
+            path.unlink(missing_ok=True)  # a seed no longer asked for must not reach evaluate
     logs, timings = [], {}
     for seed in config.train.seed:
         path = seed_checkpoint(model_dir, seed)
@@ -205,6 +251,7 @@ def train_variant(
             progress,
             timings[seed],
             hourglass,
+            inputs,
         )
         logs.append(pd.read_csv(path.with_suffix(".csv")))
     write_text(timings_path, json.dumps({"per_seed": timings}, indent=2) + "\n")

@@ -22,9 +22,21 @@ class FreiHANDError(ValueError):
     """A FreiHAND folder is missing something or holds something malformed."""
 
 
+JPEG_END = b"\xff\xd9"  # the end-of-image marker; entropy-coded data never holds it (0xFF is stuffed)
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode any image file to (H, W, 3) uint8 in RGB order; raises FreiHANDError naming `path`."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """Decode any image file to (H, W, 3) uint8 in RGB order; raises FreiHANDError naming `path`.
+    A JPEG must end with its end-of-image marker: libjpeg only warns on a truncated file and fills
+    the missing rows with grey."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise FreiHANDError(f"{path}: missing or not a readable image") from None
+    if path.suffix.lower() in (".jpg", ".jpeg") and not data.rstrip(b"\x00\r\n ").endswith(JPEG_END):
+        raise FreiHANDError(f"{path}: truncated JPEG (no end-of-image marker)")
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise FreiHANDError(f"{path}: missing or not a readable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -82,6 +94,19 @@ def _load_array(path: Path, trailing_shape: tuple[int, ...], shape_text: str) ->
     return array
 
 
+def _check_labels(root: Path, xyz: np.ndarray, K: np.ndarray, scale: np.ndarray) -> None:
+    """Values the method cannot use: joints at or behind the camera, a camera that cannot be inverted
+    (lifting needs K^-1), a hand scale that is not a length. Each names the file and the first pose."""
+    checks = (
+        (layout.XYZ_FILE, (xyz[..., 2] <= 0).any(1), "a joint at depth z <= 0 (not in front of the camera)"),
+        (layout.K_FILE, ~(np.abs(np.linalg.det(K.astype(np.float64))) > 1e-9), "a singular K (cannot lift to 3D)"),
+        (layout.SCALE_FILE, scale <= 0, "a scale <= 0 (it is a bone length in metres)"),
+    )
+    for name, bad, what in checks:
+        if bad.any():
+            raise FreiHANDError(f"{root / name}: entry {int(np.argmax(bad))} has {what}")
+
+
 def _count_jpgs(folder: Path) -> int:
     # Counting directory entries is fast even for 130k images; nothing is decoded.
     with os.scandir(folder) as entries:
@@ -101,6 +126,7 @@ def open_freihand(root: str | Path) -> FreiHAND:
             f"{root}: pose counts differ: {layout.XYZ_FILE} has {len(xyz)}, {layout.K_FILE} {len(K)}, "
             f"{layout.SCALE_FILE} {len(scale)}"
         )
+    _check_labels(root, xyz, K, scale)
     rgb_dir = layout.rgb_dir(root)
     if not rgb_dir.is_dir():
         raise FreiHANDError(f"{rgb_dir}: image folder missing")

@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from handpose.atomic import atomic_path
+from handpose.camera import FRAME_SIZE
 from handpose.config import DataConfig
 from handpose.data.freihand import open_freihand
 from handpose.data.layout import pose_id
@@ -44,15 +45,12 @@ def write_split(
         tmp.mkdir()
         for name, ids in chosen.items():
             images = np.empty((len(ids), input_size, input_size, 3), np.uint8)
-            image_size = None
-            for row, i in enumerate(tqdm(ids, desc=f"decode {name}", disable=not progress)):
+            for row, i in enumerate(tqdm(ids, desc=f"decode {name}", disable=not progress, mininterval=1.0)):
                 rgb = data.read_rgb(int(i))
-                if image_size is None:
-                    image_size = rgb.shape[0]
-                elif rgb.shape[:2] != (image_size, image_size):
+                if rgb.shape[:2] != (FRAME_SIZE, FRAME_SIZE):  # K and the labels are in this frame's pixels
                     raise ValueError(
                         f"{data.rgb_path(int(i))}: {rgb.shape[1]}x{rgb.shape[0]} image, expected "
-                        f"{image_size}x{image_size} like the others"
+                        f"{FRAME_SIZE}x{FRAME_SIZE} (FreiHAND's frame, which K refers to)"
                     )
                 images[row] = to_input_size(rgb, input_size)
             poses = pose_id(ids, data.num_poses)
@@ -63,7 +61,7 @@ def write_split(
                 K=data.K[poses],
                 scale=data.scale[poses],
                 image_ids=ids,
-                image_size=np.int64(image_size),
+                image_size=np.int64(FRAME_SIZE),
             )
 
 
