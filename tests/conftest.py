@@ -21,6 +21,8 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_split(tiny_dataset, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("split") / "split"
-    config = DataConfig(source="synthetic", n_synthetic=40, n_train=24, n_test=8, seed=0)
+    config = DataConfig(
+        source="synthetic", n_synthetic=40, n_train=24, n_test=8, seed=0, split="random", versions="all"
+    )
     write_split(tiny_dataset, out, config, input_size=32, progress=False)
     return {"train": load_split(out, "train"), "test": load_split(out, "test"), "dir": out}

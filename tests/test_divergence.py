@@ -101,7 +101,9 @@ def test_evaluate_and_predict_refuse_a_checkpoint_that_is_no_result(
 
 
 def test_evaluate_refuses_a_split_of_another_input_size(trained, tiny_dataset, tmp_path):
-    config = DataConfig(source="synthetic", n_synthetic=40, n_train=24, n_test=8, seed=0)
+    config = DataConfig(
+        source="synthetic", n_synthetic=40, n_train=24, n_test=8, seed=0, split="random", versions="all"
+    )
     write_split(tiny_dataset, tmp_path / "split64", config, input_size=64, progress=False)
     with pytest.raises(ValueError, match=r"seed0.pt: trained on 32 px inputs, but .*split64 holds 64 px images"):
         evaluate(

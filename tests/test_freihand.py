@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -170,3 +171,48 @@ def test_read_rgb_decodes_any_image_file_to_rgb(tmp_path: Path) -> None:
     assert rgb[..., 2].min() == 200 and rgb[..., :2].max() == 0
     with pytest.raises(FreiHANDError, match="nowhere.png"):
         read_rgb(tmp_path / "nowhere.png")
+
+
+def zip_folder(folder: Path, archive: Path, top: str) -> Path:
+    """`folder` zipped as the official archive is: every file under one top-level folder `top`."""
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                z.write(path, f"{top}{path.relative_to(folder)}")
+    return archive
+
+
+@pytest.mark.parametrize("top", ["FreiHAND_pub_v2/", ""])
+def test_a_zip_is_read_in_place_like_the_folder(pristine: Path, tmp_path: Path, top: str) -> None:
+    archive = zip_folder(pristine, tmp_path / "FreiHAND_pub_v2.zip", top)
+    folder, zipped = open_freihand(pristine), open_freihand(archive)
+    assert zipped.num_images == folder.num_images == N
+    for name in ("xyz", "K", "scale"):
+        np.testing.assert_array_equal(getattr(zipped, name), getattr(folder, name))
+    for i in range(N):
+        assert np.array_equal(zipped.read_rgb(i), folder.read_rgb(i))
+    assert str(zipped.rgb_path(2)).endswith(f"FreiHAND_pub_v2.zip/{top}training/rgb/00000002.jpg")
+    np.testing.assert_array_equal(read_visibility(archive), read_visibility(pristine))
+    assert list(tmp_path.iterdir()) == [archive]  # nothing extracted
+
+
+def test_a_folder_with_one_top_level_folder_inside_is_read(pristine: Path, tmp_path: Path) -> None:
+    shutil.copytree(pristine, tmp_path / "download" / "FreiHAND_pub_v2")
+    assert open_freihand(tmp_path / "download").num_images == N
+
+
+def test_a_truncated_zip_is_refused_naming_it(pristine: Path, tmp_path: Path) -> None:
+    archive = zip_folder(pristine, tmp_path / "FreiHAND_pub_v2.zip", "FreiHAND_pub_v2/")
+    archive.write_bytes(archive.read_bytes()[:5000])
+    assert _error(archive).startswith(f"{archive}: not a zip archive of FreiHAND")
+
+
+def test_a_corrupt_member_is_refused_naming_it(pristine: Path, tmp_path: Path) -> None:
+    archive = zip_folder(pristine, tmp_path / "a.zip", "")
+    data = bytearray(archive.read_bytes())
+    member = zipfile.ZipFile(archive).getinfo("training/rgb/00000001.jpg")
+    start = member.header_offset + 30 + len(member.filename) + 200
+    data[start : start + 50] = bytes(50)  # damage the stored bytes: the CRC no longer matches
+    archive.write_bytes(bytes(data))
+    with pytest.raises(FreiHANDError, match=r"a\.zip/training/rgb/00000001\.jpg: missing or not a readable"):
+        open_freihand(archive).read_rgb(1)

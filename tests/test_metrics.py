@@ -37,6 +37,17 @@ def test_rotated_scaled_copy_has_zero_pa_mpjpe():
     np.testing.assert_allclose(procrustes_align(pred, true), true, atol=1e-9)
 
 
+def test_pa_auc_is_the_pck_area_after_alignment_as_freihand_reports_it():
+    true = hands(n=50)
+    noisy = true + np.random.default_rng(1).normal(0, 0.004, true.shape)  # ~6 mm per joint
+    moved = 1.3 * noisy @ rotation([1, 2, 3], 0.7).T + 0.05  # the same shape, elsewhere, bigger
+    aligned = pose_metrics(noisy, true)
+    m = pose_metrics(moved, true)
+    assert m["auc_pck_0_50"] < 0.05 < 0.8 < m["pa_auc_0_50"]  # unaligned, every joint is far off
+    assert m["pa_auc_0_50"] == pytest.approx(aligned["pa_auc_0_50"], abs=1e-6)
+    assert aligned["pa_auc_0_50"] >= aligned["auc_pck_0_50"] - 1e-9  # alignment only removes error
+
+
 def test_pa_does_not_reflect():
     true = hands()
     mirrored = true * [-1, 1, 1]

@@ -83,6 +83,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     report(variants, args.predictions, args.logs, args.split, args.dataset, args.summary, args.markdown, args.figures)
 
 
+def cmd_download(args: argparse.Namespace) -> None:
+    from handpose.data.download import download
+
+    print(f"wrote {download(args.url, args.out, args.size, args.sha256, progress=not args.quiet)}")
+
+
 def cmd_contact_sheet(args: argparse.Namespace) -> None:
     from handpose.data.contact_sheet import write_contact_sheet
 
@@ -179,6 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--figures", default="plots/report", help="folder for the figures and chart tables (default: %(default)s)"
     )
     # Tools beside the pipeline.
+    p = stage(
+        "download",
+        cmd_download,
+        "fetch a dataset archive (e.g. FreiHAND_pub_v2.zip): resumes an interrupted transfer, checks size/SHA-256",
+        params=False,
+    )
+    p.add_argument("url", help="http(s) address of the file")
+    p.add_argument("--out", required=True, help="where to write it, e.g. data/raw/FreiHAND_pub_v2.zip")
+    p.add_argument("--size", type=int, help="expected size in bytes (checked; also tells a finished file)")
+    p.add_argument("--sha256", help="expected SHA-256 (checked)")
     p = stage(
         "contact-sheet", cmd_contact_sheet, "draw dataset samples with their skeletons into one image", params=False
     )

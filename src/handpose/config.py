@@ -47,7 +47,7 @@ Int = Annotated[int, Field(strict=True)]
 Positive = Annotated[Number, Field(gt=0)]
 PositiveInt = Annotated[Int, Field(gt=0)]
 BatchSize = Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one sample
-Weight = Annotated[Number, Field(ge=0)]
+Weight = Annotated[Number, Field(ge=0, le=1e6)]  # larger overflows float32 losses
 VariantName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # it names files and stages
 
 
@@ -61,6 +61,8 @@ class DataConfig(Section):
     n_train: PositiveInt
     n_test: PositiveInt
     seed: Int
+    split: Literal["random", "paper"]  # poses drawn by seed | the paper's: the first n_train, then n_test
+    versions: Literal["all"] | Annotated[list[Annotated[Int, Field(ge=0)]], Field(min_length=1)]  # of each pose
 
     @field_validator("source", mode="before")
     @classmethod
@@ -169,14 +171,16 @@ class VariantConfig(Section):
 
 def _describe(err: ValidationError, prefix: str = "", model: type[BaseModel] = Params) -> str:
     """pydantic's first error as `key.path[i]: what is wrong`."""
-    first = err.errors()[0]
+    errors = err.errors()
+    # A union (e.g. `all` or a list) reports one error per member: keep the one that got furthest.
+    first = max((e for e in errors if e["loc"][:2] == errors[0]["loc"][:2]), key=lambda e: len(e["loc"]))
     key = prefix
     for part in first["loc"]:
         if isinstance(part, int):
             key += f"[{part}]"
         elif part == "[key]":  # the mapping's key itself is bad, e.g. a variant name
             return f"{key}: not a valid name (letters, digits and _ only; it names files and stages)"
-        elif not part.startswith(("function-", "list[", "int", "float")):  # validator wrappers, not keys
+        elif not part.startswith(("function-", "list[", "literal[", "int", "float")):  # wrappers, not keys
             key += f".{part}" if key else part
     if first["type"] == "extra_forbidden":
         known = _known_keys(model, first["loc"][:-1])
@@ -262,7 +266,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
     return validate(raw)
 
 

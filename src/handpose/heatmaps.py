@@ -9,6 +9,7 @@ import torch
 
 from handpose.atomic import atomic_path
 from handpose.camera import project
+from handpose.skeleton import NUM_JOINTS
 
 
 def image_to_heatmap(uv: np.ndarray, image_size: int, heatmap_size: int) -> np.ndarray:
@@ -73,8 +74,18 @@ def write_heatmaps(split: dict[str, np.ndarray], out_dir: str | Path, size: int,
         np.save(tmp, maps)
 
 
-def load_heatmaps(heatmaps_dir: str | Path) -> np.ndarray:
+def load_heatmaps(heatmaps_dir: str | Path, samples: int, size: int) -> np.ndarray:
+    """The heatmaps `write_heatmaps` wrote, checked against the split (`samples`) and the model (`size`)."""
     path = Path(heatmaps_dir) / HEATMAPS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: heatmaps not found (run the `heatmaps` stage)")
-    return np.load(path)
+    try:
+        maps = np.load(path)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: not readable heatmaps ({err}); rerun the `heatmaps` stage") from None
+    if maps.shape[0] != samples or maps.shape[1:] != (NUM_JOINTS, size, size):
+        raise ValueError(
+            f"{path}: shape {maps.shape}, but the split has {samples} training samples and the model "
+            f"{NUM_JOINTS} x {size} x {size} heatmaps; rerun the `heatmaps` stage"
+        )
+    return maps

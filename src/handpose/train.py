@@ -229,7 +229,7 @@ def train_variant(
     Wall times go to `timings_path`, outside DVC's outputs, so reruns reproduce every output byte."""
     hourglass = load_pretrained(pretrained, config.model) if pretrained else None
     train_split, test_split = load_split(split_dir, "train"), load_split(split_dir, "test")
-    heatmaps = load_heatmaps(heatmaps_dir)
+    heatmaps = load_heatmaps(heatmaps_dir, len(train_split["images"]), config.model.heatmap_size)
     data_files = sorted(Path(split_dir).glob("*.npz")) + [Path(heatmaps_dir) / HEATMAPS_FILE]
     inputs = inputs_fingerprint(config, data_files + ([Path(pretrained)] if pretrained else []))
     for stale in set(seed_checkpoints(model_dir, must_exist=False)) - set(config.train.seed):

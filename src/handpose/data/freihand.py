@@ -1,13 +1,16 @@
 """The one reader of the FreiHAND v2 layout (the real dataset or the synthetic one); layout.py defines the files.
 
-Anything else in the folder is ignored. Opening validates the labels and counts the images without
-decoding any; images are read on demand, by `read_rgb`, the one place images are decoded.
+The dataset is a folder or the official zip, read in place (nothing is extracted, so no member can be
+written anywhere), either with or without one top-level folder inside. Anything else is ignored.
+Opening validates the labels and counts the images without decoding any; images are read on demand,
+by `read_rgb`, the one place images are decoded.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,14 +28,14 @@ class FreiHANDError(ValueError):
 JPEG_END = b"\xff\xd9"  # the end-of-image marker; entropy-coded data never holds it (0xFF is stuffed)
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode any image file to (H, W, 3) uint8 in RGB order; raises FreiHANDError naming `path`.
-    A JPEG must end with its end-of-image marker: libjpeg only warns on a truncated file and fills
-    the missing rows with grey."""
-    path = Path(path)
+def read_rgb(path: str | Path | zipfile.Path) -> np.ndarray:
+    """Decode any image file (or zip member) to (H, W, 3) uint8 in RGB order; raises FreiHANDError
+    naming `path`. A JPEG must end with its end-of-image marker: libjpeg only warns on a truncated
+    file and fills the missing rows with grey."""
+    path = Path(path) if isinstance(path, str) else path
     try:
         data = path.read_bytes()
-    except OSError:
+    except (OSError, KeyError, zipfile.BadZipFile):  # KeyError: no such zip member
         raise FreiHANDError(f"{path}: missing or not a readable image") from None
     if path.suffix.lower() in (".jpg", ".jpeg") and not data.rstrip(b"\x00\r\n ").endswith(JPEG_END):
         raise FreiHANDError(f"{path}: truncated JPEG (no end-of-image marker)")
@@ -44,7 +47,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FreiHAND:
-    root: Path
+    root: Path | zipfile.Path  # the folder holding training_xyz.json, on disk or inside the zip
     xyz: np.ndarray  # (P, 21, 3) float32, metres
     K: np.ndarray  # (P, 3, 3) float32
     scale: np.ndarray  # (P,) float32
@@ -57,10 +60,10 @@ class FreiHAND:
     def pose_index(self, image_index: int) -> int:
         return layout.pose_id(self._check_index(image_index), self.num_poses)
 
-    def rgb_path(self, image_index: int) -> Path:
+    def rgb_path(self, image_index: int) -> Path | zipfile.Path:
         return layout.rgb_path(self.root, self._check_index(image_index))
 
-    def mask_path(self, image_index: int) -> Path:
+    def mask_path(self, image_index: int) -> Path | zipfile.Path:
         # Real FreiHAND has one mask per pose: the extra images only change background and colours.
         return layout.mask_path(self.root, self.pose_index(image_index))
 
@@ -74,14 +77,16 @@ class FreiHAND:
         return int(image_index)
 
 
-def _load_array(path: Path, trailing_shape: tuple[int, ...], shape_text: str) -> np.ndarray:
+def _load_array(path: Path | zipfile.Path, trailing_shape: tuple[int, ...], shape_text: str) -> np.ndarray:
     """Read a json list of P arrays of `trailing_shape` as float32, or raise naming the file."""
     if not path.is_file():
         raise FreiHANDError(f"{path}: file missing")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FreiHANDError(f"{path}: not valid JSON ({e})") from e
+    except (OSError, zipfile.BadZipFile) as e:
+        raise FreiHANDError(f"{path}: unreadable ({e})") from e
     try:
         array = np.asarray(data, dtype=np.float32)
     except (ValueError, TypeError) as e:  # ragged lists or non-numbers
@@ -94,7 +99,7 @@ def _load_array(path: Path, trailing_shape: tuple[int, ...], shape_text: str) ->
     return array
 
 
-def _check_labels(root: Path, xyz: np.ndarray, K: np.ndarray, scale: np.ndarray) -> None:
+def _check_labels(root: Path | zipfile.Path, xyz: np.ndarray, K: np.ndarray, scale: np.ndarray) -> None:
     """Values the method cannot use: joints at or behind the camera, a camera that cannot be inverted
     (lifting needs K^-1), a hand scale that is not a length. Each names the file and the first pose."""
     checks = (
@@ -107,17 +112,39 @@ def _check_labels(root: Path, xyz: np.ndarray, K: np.ndarray, scale: np.ndarray)
             raise FreiHANDError(f"{root / name}: entry {int(np.argmax(bad))} has {what}")
 
 
-def _count_jpgs(folder: Path) -> int:
-    # Counting directory entries is fast even for 130k images; nothing is decoded.
+def _count_jpgs(folder: Path | zipfile.Path) -> int:
+    # Counting entries is fast even for 130k images; nothing is decoded.
+    if isinstance(folder, zipfile.Path):
+        return sum(1 for entry in folder.iterdir() if entry.name.endswith(".jpg") and entry.is_file())
     with os.scandir(folder) as entries:
         return sum(1 for e in entries if e.name.endswith(".jpg") and e.is_file())
 
 
+def dataset_root(path: str | Path) -> Path | zipfile.Path:
+    """The folder holding training_xyz.json: `path` itself or its one subfolder that holds it, on disk
+    or inside a zip archive (FreiHAND_pub_v2.zip has one top-level folder)."""
+    path = Path(path)
+    if path.is_file():
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as err:
+            raise FreiHANDError(f"{path}: not a zip archive of FreiHAND ({err})") from None
+        found = [name for name in archive.namelist() if name.rsplit("/", 1)[-1] == layout.XYZ_FILE]
+        if len(found) != 1:
+            raise FreiHANDError(f"{path}: expected one {layout.XYZ_FILE} in the archive, found {len(found)}")
+        return zipfile.Path(archive, at=found[0][: -len(layout.XYZ_FILE)])
+    if not path.is_dir():
+        raise FreiHANDError(f"{path}: dataset root missing, or neither a folder nor a zip archive")
+    if not (path / layout.XYZ_FILE).exists():
+        inner = [d for d in path.iterdir() if d.is_dir() and (d / layout.XYZ_FILE).is_file()]
+        if len(inner) == 1:
+            return inner[0]
+    return path
+
+
 def open_freihand(root: str | Path) -> FreiHAND:
-    """Validate and open a FreiHAND v2 folder; raises FreiHANDError naming the offending path."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FreiHANDError(f"{root}: dataset root missing or not a folder")
+    """Validate and open a FreiHAND v2 folder or zip; raises FreiHANDError naming the offending path."""
+    root = dataset_root(root)
     xyz = _load_array(root / layout.XYZ_FILE, (NUM_JOINTS, 3), f"N x {NUM_JOINTS} x 3")
     K = _load_array(root / layout.K_FILE, (3, 3), "N x 3 x 3")
     scale = _load_array(root / layout.SCALE_FILE, (), "length-N")
@@ -143,11 +170,11 @@ def open_freihand(root: str | Path) -> FreiHAND:
 def read_visibility(root: str | Path) -> np.ndarray | None:
     """(P, 21) layout.VISIBLE/SELF_OCCLUDED/OBJECT_OCCLUDED codes where the dataset has them (the synthetic one
     does), else None."""
-    path = Path(root) / layout.VISIBILITY_FILE
+    path = dataset_root(root) / layout.VISIBILITY_FILE
     if not path.is_file():
         return None
     try:
-        codes = np.asarray(json.loads(path.read_text()), dtype=np.int8)
+        codes = np.asarray(json.loads(path.read_bytes()), dtype=np.int8)
     except (json.JSONDecodeError, ValueError, TypeError) as e:
         raise FreiHANDError(f"{path}: expected an N x {NUM_JOINTS} array of visibility codes ({e})") from e
     if codes.ndim != 2 or codes.shape[1] != NUM_JOINTS:

@@ -12,6 +12,7 @@ Real FreiHAND repeats its P poses k = 4 times with new backgrounds and colours; 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,19 +30,26 @@ VISIBILITY_NAMES = ("visible", "self_occluded", "object_occluded")
 ImageIds = TypeVar("ImageIds", int, np.ndarray)
 
 
-def rgb_dir(root: str | Path) -> Path:
-    return Path(root, "training", "rgb")
+Root = TypeVar("Root", Path, zipfile.Path)  # a folder, or the same folder inside a zip archive
 
 
-def mask_dir(root: str | Path) -> Path:
-    return Path(root, "training", "mask")
+def _as_root(root: str | Root) -> Root:
+    return Path(root) if isinstance(root, str) else root
 
 
-def rgb_path(root: str | Path, image_index: int) -> Path:
+def rgb_dir(root: str | Root) -> Root:
+    return _as_root(root) / "training" / "rgb"
+
+
+def mask_dir(root: str | Root) -> Root:
+    return _as_root(root) / "training" / "mask"
+
+
+def rgb_path(root: str | Root, image_index: int) -> Root:
     return rgb_dir(root) / f"{image_index:08d}.jpg"
 
 
-def mask_path(root: str | Path, pose_index: int) -> Path:
+def mask_path(root: str | Root, pose_index: int) -> Root:
     return mask_dir(root) / f"{pose_index:08d}.jpg"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -22,16 +23,34 @@ def to_input_size(rgb: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def choose_images(num_poses: int, num_images: int, n_train: int, n_test: int, seed: int) -> dict[str, np.ndarray]:
-    """Image indices of each split. Splits are disjoint by pose, so no pose seen in training
-    (under any background) is tested; each pose contributes one of its images at random."""
+def choose_images(
+    num_poses: int,
+    num_images: int,
+    n_train: int,
+    n_test: int,
+    seed: int,
+    how: str = "random",
+    versions: list[int] | None = None,
+) -> dict[str, np.ndarray]:
+    """Image indices of each split, disjoint by pose: no pose seen in training (under any of its
+    backgrounds) is tested, which would otherwise inflate the results. `random` draws the poses by
+    `seed`; `paper` takes poses 0..n_train-1 for training and the next n_test for testing (the paper's
+    code). Each training pose contributes its image in every one of `versions` (default: all); each
+    test pose one of them, at random (`random`) or the first listed (`paper`)."""
+    per_pose = num_images // num_poses
+    versions = list(range(per_pose)) if versions is None else versions
+    if max(versions) >= per_pose:
+        raise ValueError(f"data.versions: {versions}, but the dataset has {per_pose} version(s) of each pose")
     if n_train + n_test > num_poses:
         raise ValueError(f"data.n_train + data.n_test = {n_train + n_test} exceeds the {num_poses} poses available")
     rng = np.random.default_rng(seed)
-    poses = rng.permutation(num_poses)[: n_train + n_test]
-    versions = rng.integers(num_images // num_poses, size=n_train + n_test)
-    images = poses + num_poses * versions  # image v * P + i shows pose i
-    return {"train": np.sort(images[:n_train]), "test": np.sort(images[n_train:])}
+    if how == "paper":
+        poses, test_versions = np.arange(n_train + n_test), np.full(n_test, versions[0])
+    else:
+        poses = rng.permutation(num_poses)[: n_train + n_test]
+        test_versions = np.asarray(versions)[rng.integers(len(versions), size=n_train + n_test)][n_train:]
+    train = (poses[:n_train, None] + num_poses * np.asarray(versions)[None, :]).reshape(-1)  # v * P + i shows pose i
+    return {"train": np.sort(train), "test": np.sort(poses[n_train:] + num_poses * test_versions)}
 
 
 def write_split(
@@ -40,7 +59,10 @@ def write_split(
     """The `split` stage: out/{train,test}.npz with images (N,S,S,3) uint8 RGB at `input_size`, xyz
     (N,21,3) metres, K (N,3,3), scale (N,), image ids, and the original image size (uv stays in its pixels)."""
     data = open_freihand(dataset)
-    chosen = choose_images(data.num_poses, data.num_images, config.n_train, config.n_test, config.seed)
+    versions = None if config.versions == "all" else config.versions
+    chosen = choose_images(
+        data.num_poses, data.num_images, config.n_train, config.n_test, config.seed, config.split, versions
+    )
     with atomic_path(out) as tmp:
         tmp.mkdir()
         for name, ids in chosen.items():
@@ -70,5 +92,12 @@ def load_split(split_dir: str | Path, name: str) -> dict[str, np.ndarray]:
     path = Path(split_dir) / f"{name}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: split not found (run the `split` stage)")
-    with np.load(path) as f:
-        return {key: f[key] for key in f.files}
+    try:
+        with np.load(path) as f:
+            split = {key: f[key] for key in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable split ({err}); rerun the `split` stage") from None
+    missing = {"images", "xyz", "K", "scale", "image_ids", "image_size"} - set(split)
+    if missing:
+        raise ValueError(f"{path}: not a split written by `handpose split` (no {', '.join(sorted(missing))})")
+    return split
