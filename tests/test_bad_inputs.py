@@ -62,7 +62,7 @@ PARAM_CASES = [  # (dotted key, value; None deletes the key), and what the messa
     ("asm.schedule", [-1], "asm.schedule[0]"),
     ("asm.schedule", [], "asm.schedule"),
     ("asm.k", 0, "asm.k"),
-    ("data.source", "freihand", "data.source"),
+    ("data.source", "kaggle", "data.source"),
     ("data.split", "papr", "data.split"),
     ("data.versions", [-1], "data.versions[0]"),
     ("data.versions", "some", "data.versions"),

@@ -9,12 +9,12 @@ import torch
 from handpose import train as train_module
 from handpose.checkpoints import load_checkpoint
 from handpose.cli import main
-from handpose.config import DataConfig
 from handpose.data import layout
 from handpose.data.split import write_split
 from handpose.evaluate import evaluate
 from handpose.heatmaps import write_heatmaps
 
+from .conftest import data_config
 from .test_train import heatmaps, tiny_config
 
 
@@ -101,9 +101,7 @@ def test_evaluate_and_predict_refuse_a_checkpoint_that_is_no_result(
 
 
 def test_evaluate_refuses_a_split_of_another_input_size(trained, tiny_dataset, tmp_path):
-    config = DataConfig(
-        source="synthetic", n_synthetic=40, n_train=24, n_test=8, seed=0, split="random", versions="all"
-    )
+    config = data_config(n_synthetic=40, n_train=24, n_test=8)
     write_split(tiny_dataset, tmp_path / "split64", config, input_size=64, progress=False)
     with pytest.raises(ValueError, match=r"seed0.pt: trained on 32 px inputs, but .*split64 holds 64 px images"):
         evaluate(

@@ -6,10 +6,16 @@ import http.server
 import socket
 import threading
 
+import numpy as np
 import pytest
+import yaml
 
 from handpose.cli import main
 from handpose.data.download import DownloadError, download
+from handpose.data.split import load_split
+
+from .dvc_project import ROOT
+from .test_freihand import zip_folder
 
 PAYLOAD = bytes(range(256)) * 4000  # 1 MB
 
@@ -20,6 +26,7 @@ class Server(http.server.ThreadingHTTPServer):
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
+        self.payload = PAYLOAD
         self.cut_after: int | None = None
         self.honour_range = True
         self.ranges: list[str | None] = []
@@ -41,11 +48,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         asked = self.headers.get("Range")
         server.ranges.append(asked)
         start = int(asked.removeprefix("bytes=").rstrip("-")) if asked and server.honour_range else 0
-        body = PAYLOAD[start:]
+        body = server.payload[start:]
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(body)))
         if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+            self.send_header("Content-Range", f"bytes {start}-{len(server.payload) - 1}/{len(server.payload)}")
         self.end_headers()
         if server.cut_after is not None:
             body, server.cut_after = body[: server.cut_after], None
@@ -119,3 +126,31 @@ def test_http_errors_and_refused_connections_are_one_line_naming_the_url(server,
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"handpose download: error: {closed}: cannot connect") and "\n" not in err
     assert files(tmp_path) == []
+
+
+def test_the_data_stage_fetches_real_freihand_once_and_the_split_reads_it(tiny_dataset, tiny_split, tmp_path):
+    archive = zip_folder(tiny_dataset, tmp_path / "served.zip", "FreiHAND_pub_v2/")
+    payload = archive.read_bytes()
+    srv = Server()
+    srv.payload = payload
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+        raw["data"].update(source="freihand", freihand_path=str(tmp_path / "raw" / "F.zip"), freihand_url=srv.url)
+        raw["data"].update(n_train=24, n_test=8)
+        raw["model"].update(input_size=32)
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+        params = ["--params", str(tmp_path / "params.yaml")]
+        for _ in range(2):  # the second time, the archive is there: no request
+            assert main(["data", *params, "--out", str(tmp_path / "freihand"), "-q"]) == 0
+        assert len(srv.ranges) == 1 and (tmp_path / "raw" / "F.zip").read_bytes() == payload
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert (tmp_path / "freihand" / "F.zip").is_symlink()
+    assert (
+        main(["split", *params, "--dataset", str(tmp_path / "freihand"), "--out", str(tmp_path / "split"), "-q"]) == 0
+    )
+    for name in ("train", "test"):
+        for key, value in load_split(tmp_path / "split", name).items():
+            np.testing.assert_array_equal(value, tiny_split[name][key], err_msg=f"{name}.{key}")

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from handpose.config import DataConfig
 from handpose.data.layout import pose_id
 from handpose.data.split import choose_images, load_split, write_split
 
+from .conftest import data_config
 from .test_freihand import zip_folder
 
 
@@ -39,18 +39,14 @@ def test_split_arrays_match_the_dataset(tiny_split, tiny_dataset):
 def test_failed_split_leaves_nothing(tiny_dataset, tmp_path):
     out = tmp_path / "split"
     with pytest.raises(ValueError):
-        config = DataConfig(
-            source="synthetic", n_synthetic=45, n_train=35, n_test=10, seed=0, split="random", versions="all"
-        )
+        config = data_config(n_synthetic=45, n_train=35, n_test=10)
         write_split(tiny_dataset, out, config, input_size=32, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_split_from_the_zip_equals_the_split_from_the_folder(tiny_split, tiny_dataset, tmp_path):
     archive = zip_folder(tiny_dataset, tmp_path / "FreiHAND_pub_v2.zip", "FreiHAND_pub_v2/")
-    config = DataConfig(
-        source="synthetic", n_synthetic=40, n_train=24, n_test=8, seed=0, split="random", versions="all"
-    )
+    config = data_config(n_synthetic=40, n_train=24, n_test=8)
     write_split(archive, tmp_path / "split", config, input_size=32, progress=False)
     for name in ("train", "test"):
         zipped, folder = load_split(tmp_path / "split", name), tiny_split[name]

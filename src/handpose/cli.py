@@ -21,10 +21,14 @@ def cmd_configure(args: argparse.Namespace) -> None:
 
 def cmd_data(args: argparse.Namespace) -> None:
     from handpose.config import load_params
+    from handpose.data.fetch import fetch_freihand
     from handpose.data.synthetic import write_dataset
 
     data = load_params(args.params).data
-    write_dataset(args.out, n=data.n_synthetic, seed=data.seed, workers=args.workers, progress=not args.quiet)
+    if data.source == "freihand":
+        fetch_freihand(data, args.out, progress=not args.quiet)
+    else:
+        write_dataset(args.out, n=data.n_synthetic, seed=data.seed, workers=args.workers, progress=not args.quiet)
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -128,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("configure", cmd_configure, "validate params.yaml and write one resolved config per variant")
     p.add_argument("--out", default="configs", help="folder for <variant>.json (default: %(default)s)")
 
-    p = stage("data", cmd_data, "write the offline synthetic dataset in FreiHAND v2's layout")
+    p = stage("data", cmd_data, "render the synthetic dataset in FreiHAND v2's layout, or fetch the real one")
     p.add_argument("--out", default="data/freihand", help="dataset folder (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
 

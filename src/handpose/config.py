@@ -56,22 +56,15 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    source: Literal["synthetic"]  # 'freihand' arrives with the real-dataset reader (issue #10)
-    n_synthetic: PositiveInt
+    source: Literal["synthetic", "freihand"]  # the offline renderer | the real dataset
+    n_synthetic: PositiveInt  # poses the renderer writes (synthetic only)
+    freihand_path: str  # FreiHAND_pub_v2.zip or the folder it unzips to (freihand only)
+    freihand_url: str  # where to download the zip from when freihand_path does not exist
     n_train: PositiveInt
     n_test: PositiveInt
     seed: Int
     split: Literal["random", "paper"]  # poses drawn by seed | the paper's: the first n_train, then n_test
     versions: Literal["all"] | Annotated[list[Annotated[Int, Field(ge=0)]], Field(min_length=1)]  # of each pose
-
-    @field_validator("source", mode="before")
-    @classmethod
-    def _not_yet(cls, value: Any) -> Any:
-        if value == "freihand":
-            raise ValueError(
-                "'freihand' needs the real dataset, which this pipeline does not read yet; use 'synthetic'"
-            )
-        return value
 
 
 class PretrainConfig(Section):
@@ -225,12 +218,12 @@ def _check_memory(params: Params) -> None:
 
 def _check_relations(params: Params) -> None:
     data = params.data
-    if data.n_train + data.n_test > data.n_synthetic:
+    if data.source == "synthetic" and data.n_train + data.n_test > data.n_synthetic:
         raise ConfigError(
             f"data.n_train + data.n_test = {data.n_train + data.n_test}: more than the "
             f"data.n_synthetic = {data.n_synthetic} poses generated"
         )
-    if params.pretrain.n_hands and params.pretrain.seed == data.seed:
+    if data.source == "synthetic" and params.pretrain.n_hands and params.pretrain.seed == data.seed:
         raise ConfigError(
             f"pretrain.seed: must differ from data.seed ({data.seed}), or the pretraining hands would be "
             "the dataset's own, test hands included"

@@ -121,8 +121,9 @@ def _count_jpgs(folder: Path | zipfile.Path) -> int:
 
 
 def dataset_root(path: str | Path) -> Path | zipfile.Path:
-    """The folder holding training_xyz.json: `path` itself or its one subfolder that holds it, on disk
-    or inside a zip archive (FreiHAND_pub_v2.zip has one top-level folder)."""
+    """The folder holding training_xyz.json: `path` itself, its one subfolder that holds it, or the
+    same inside a zip archive given directly or as the folder's one .zip (FreiHAND_pub_v2.zip has
+    one top-level folder)."""
     path = Path(path)
     if path.is_file():
         try:
@@ -137,8 +138,9 @@ def dataset_root(path: str | Path) -> Path | zipfile.Path:
         raise FreiHANDError(f"{path}: dataset root missing, or neither a folder nor a zip archive")
     if not (path / layout.XYZ_FILE).exists():
         inner = [d for d in path.iterdir() if d.is_dir() and (d / layout.XYZ_FILE).is_file()]
-        if len(inner) == 1:
-            return inner[0]
+        archives = [f for f in path.iterdir() if f.suffix == ".zip" and f.is_file()]
+        if len(inner) + len(archives) == 1:  # e.g. the `data` stage's folder holding the linked zip
+            return inner[0] if inner else dataset_root(archives[0])
     return path
 
 
