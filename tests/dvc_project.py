@@ -25,10 +25,12 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 
 def environment() -> dict[str, str]:
-    """This environment's `dvc` and `handpose` first on PATH; no analytics."""
+    """This environment's `dvc`, `python` and `handpose` first on PATH, the checkout's src/ first on
+    Python's path (as dvc.yaml's stages have it); no analytics."""
     return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": "src",
         "DVC_NO_ANALYTICS": "1",
     }
 

@@ -57,7 +57,8 @@ def stage_code(command: str) -> set[Path]:
     modules = imported_modules(func)
     for node in top_level:
         modules |= imported_modules(node)
-    return closure(modules) | {PACKAGE / "cli.py"}  # cli.py itself, but only the imports this command makes
+    # cli.py itself (through __main__.py: `python -m handpose`), but only the imports this command makes
+    return closure(modules) | {PACKAGE / "cli.py", PACKAGE / "__main__.py"}
 
 
 def declared_code(deps: list) -> set[Path]:
@@ -74,7 +75,7 @@ def declared_code(deps: list) -> set[Path]:
 def test_stage_deps_are_exactly_the_code_it_runs(stage):
     spec = STAGES[stage].get("do", STAGES[stage])
     command = spec["cmd"].split()
-    assert command[0] == "handpose", f"{stage}: expected a `handpose <command>` stage"
+    assert command[0] == "${handpose}", f"{stage}: expected a `${{handpose}} <command>` stage"
     runs = stage_code(command[1].replace("-", "_"))
     declared = declared_code(spec.get("deps", []))
     rel = lambda files: sorted(str(f.relative_to(ROOT)) for f in files)  # noqa: E731

@@ -102,6 +102,18 @@ def test_a_typo_fails_at_once_naming_the_key(project, override, key):
     assert key in result.stdout + result.stderr
 
 
+def test_stages_run_the_checkouts_own_code_not_the_installed_copy(project, tmp_path):
+    # `dvc exp run --temp` and queued experiments run in another folder; an editable install points
+    # back at the workspace, so dvc.yaml runs `python -m handpose` with the checkout's src/ first.
+    repo = tmp_path / "repo"
+    shutil.copytree(project.parent / "pristine", repo, symlinks=True)
+    report = repo / "src" / "handpose" / "report.py"
+    report.write_text(report.read_text() + '\nPath("ran-this-checkouts-report").write_text("")\n')
+    run(["dvc", "repro", "report"], repo)
+    assert (repo / "ran-this-checkouts-report").exists()
+    assert not (ROOT / "ran-this-checkouts-report").exists()
+
+
 @pytest.fixture(scope="module")
 def five_variants(project, tmp_path_factory) -> Path:
     """A copy of the project where params.yaml gained one line, `m_new: [hm, pose, cos, len]`, and nothing

@@ -58,13 +58,32 @@ def test_a_killed_repro_resumes_every_seed_and_matches_an_uninterrupted_run(tmp_
     assert f"m_cos_2 seed 1: resuming after epoch {killed_at} of {EPOCHS}" in out
     assert "up to date" in run(["dvc", "status"], repo).stdout.lower()
 
-    cmd = ["handpose", "train", "--config", "configs/m_cos_2.json", "--pretrained", "models/pretrain.pt"]
+    # As the stage runs it (`python -m handpose` with this checkout's src/ first), but by hand and whole.
+    cmd = [
+        "python",
+        "-m",
+        "handpose",
+        "train",
+        "--config",
+        "configs/m_cos_2.json",
+        "--pretrained",
+        "models/pretrain.pt",
+    ]
     whole = tmp_path / "whole"
     run([*cmd, "--models", str(whole), "--log", str(whole / "log.csv"), "--timings", str(whole / "t.json")], repo)
     for seed in (0, 1):  # every tensor and value; the files differ only in pickle's memo and save ids
         assert_same(torch.load(models / f"seed{seed}.pt"), torch.load(whole / f"seed{seed}.pt"), f"seed{seed}")
     assert (repo / "plots" / "train" / "m_cos_2.csv").read_bytes() == (whole / "log.csv").read_bytes()
-    evaluate = ["handpose", "evaluate", "--models", str(whole), "--metrics", str(whole / "metrics.json")]
+    evaluate = [
+        "python",
+        "-m",
+        "handpose",
+        "evaluate",
+        "--models",
+        str(whole),
+        "--metrics",
+        str(whole / "metrics.json"),
+    ]
     run([*evaluate, "--predictions", str(whole / "p.npz"), "--timings", str(whole / "t.json")], repo)
     assert (repo / "metrics" / "m_cos_2.json").read_bytes() == (whole / "metrics.json").read_bytes()
 
