@@ -76,3 +76,10 @@ def test_pretraining_hands_must_not_be_the_datasets_own():
     with pytest.raises(ConfigError, match=r"pretrain\.seed: must differ from data\.seed \(0\)"):
         tiny_params(seed=0)
     assert tiny_params(seed=0, n_hands=0).pretrain.n_hands == 0  # no hands rendered: nothing to collide
+
+
+def test_a_diverging_pretraining_stops_naming_the_step_and_writes_nothing(tmp_path):
+    params = tiny_params(n_hands=32, batch_size=8, lr=1e9)
+    with pytest.raises(ValueError, match=r"pretrain: L_hm = (nan|inf) at step \d+/4; lower pretrain\.lr"):
+        pretrain(params, tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t.json", progress=False)
+    assert list(tmp_path.iterdir()) == []

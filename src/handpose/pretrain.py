@@ -71,6 +71,10 @@ def pretrain(
             target = gaussian_heatmaps(uv[idx.numpy()], FRAME_SIZE, model_cfg.heatmap_size, params.heatmap.sigma)
             heatmaps, _ = hourglass(to_input(images[idx.to(device)], params.train.channels_last))
             loss = heatmap_loss(heatmaps, torch.from_numpy(target).to(device))
+            if not torch.isfinite(loss):  # nothing diverged is ever written
+                raise ValueError(
+                    f"pretrain: L_hm = {float(loss.detach())} at step {step + 1}/{steps}; lower pretrain.lr"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
