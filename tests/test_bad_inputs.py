@@ -207,9 +207,11 @@ def test_more_samples_asked_than_the_data_holds(tiny_dataset, tiny_params_file, 
 
 
 @pytest.fixture(scope="module")
-def workspace(tiny_split, tmp_path_factory) -> Path:
-    """A finished 1-epoch tiny model (models/seed0.pt), its config, heatmaps, and a copy of the split."""
+def workspace(tiny_split, tiny_dataset, tmp_path_factory) -> Path:
+    """A finished 1-epoch tiny model (models/seed0.pt), its config, heatmaps, a copy of the split, and
+    the dataset (freihand/): nothing from the repository's own data/."""
     root = tmp_path_factory.mktemp("work")
+    (root / "freihand").symlink_to(tiny_dataset, target_is_directory=True)
     config = tiny_config("m_cos_2", epochs=1)
     (root / "m_cos_2.json").write_text(json.dumps(config.model_dump()))
     shutil.copytree(tiny_split["dir"], root / "split")
@@ -230,7 +232,8 @@ def train_argv(work: Path, out: Path, **changes: str) -> list[str]:
 
 
 def evaluate_argv(work: Path, out: Path, models: Path, split: Path | None = None) -> list[str]:
-    argv = ["evaluate", "--models", str(models), "--split", str(split or work / "split"), "--metrics"]
+    argv = ["evaluate", "--models", str(models), "--split", str(split or work / "split"), "--dataset"]
+    argv += [str(work / "freihand"), "--metrics"]
     return [*argv, str(out / "m.json"), "--predictions", str(out / "p.npz"), "--timings", str(out / "t.json")]
 
 
