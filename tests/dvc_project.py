@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "data": {"n_synthetic": 40, "n_train": 24, "n_test": 8},
-    "pretrain": {"n_hands": 16},
+    "pretrain": {"n_hands": 8, "passes": 2},
     "model": {"input_size": 32, "features": 16, "mlp_width": 32},
     "train": {"epochs": 2},
 }

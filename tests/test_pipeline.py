@@ -78,7 +78,7 @@ def convergence_charts(project: Path, *args: str) -> list[list[dict]]:
 
 def test_the_pretraining_chart_shows_the_held_out_2d_error(project):
     (rows,) = [rows for name, rows in table_charts(project).items() if name.startswith("Pretraining")]
-    assert [row["hands_seen"] for row in rows] == ["8", "16"]  # 16 hands at batch 8, measured every step
+    assert [row["samples_seen"] for row in rows] == ["8", "16"]  # 8 hands, 2 passes at batch 8, measured every step
     assert all(float(row["held_out_uv_error_px"]) > 0 for row in rows)
 
 

@@ -43,10 +43,10 @@ def test_rendered_arrays_do_not_depend_on_the_worker_count_and_differ_by_seed():
 
 
 def test_pretraining_writes_hourglass_weights_that_every_variant_loads(tmp_path):
-    params = tiny_params(n_hands=32, batch_size=8)
+    params = tiny_params(n_hands=16, passes=2, batch_size=8)
     pretrain(params, tmp_path / "pretrain.pt", tmp_path / "log.csv", tmp_path / "t.json", progress=False)
     log = (tmp_path / "log.csv").read_text().splitlines()
-    assert log[0] == "step,hands_seen,loss_hm,held_out_uv_error_px" and len(log) == 1 + 4  # 4 steps, each logged
+    assert log[0] == "step,samples_seen,loss_hm,held_out_uv_error_px" and len(log) == 1 + 4  # 2 x 2 steps, each logged
     assert np.isfinite([float(row.split(",")[-1]) for row in log[1:]]).all()
     weights = load_pretrained(tmp_path / "pretrain.pt", params.model)
     model = build_model(tiny_config("m_cos_2"), 224)
@@ -69,7 +69,7 @@ def test_no_pretraining_means_no_weights(tmp_path):
     params = tiny_params(n_hands=0)
     pretrain(params, tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t", progress=False)
     assert load_pretrained(tmp_path / "p.pt", params.model) is None
-    assert (tmp_path / "l.csv").read_text().strip() == "step,hands_seen,loss_hm,held_out_uv_error_px"
+    assert (tmp_path / "l.csv").read_text().strip() == "step,samples_seen,loss_hm,held_out_uv_error_px"
 
 
 def test_pretraining_hands_must_not_be_the_datasets_own():
@@ -79,7 +79,7 @@ def test_pretraining_hands_must_not_be_the_datasets_own():
 
 
 def test_a_diverging_pretraining_stops_naming_the_step_and_writes_nothing(tmp_path):
-    params = tiny_params(n_hands=32, batch_size=8, lr=1e9)
+    params = tiny_params(n_hands=16, passes=2, batch_size=8, lr=1e9)
     with pytest.raises(ValueError, match=r"pretrain: L_hm = (nan|inf) at step \d+/4; lower pretrain\.lr"):
         pretrain(params, tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t.json", progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -69,6 +69,8 @@ class DataConfig(Section):
 
 class PretrainConfig(Section):
     n_hands: Annotated[Int, Field(ge=0)]  # 0 = no pretraining
+    passes: PositiveInt  # over the hands, each at a new random roll of the camera
+    roll: Annotated[Number, Field(ge=0, le=180)]  # that roll: up to +-this many degrees (0 = none)
     seed: Int  # the renderer's seed for these hands; must differ from data.seed
     batch_size: BatchSize
     lr: Positive

@@ -22,13 +22,22 @@ def heatmap_to_image(uv: torch.Tensor, image_size: int, heatmap_size: int) -> to
     return (uv + 0.5) * (image_size / heatmap_size) - 0.5
 
 
-def gaussian_heatmaps(uv: np.ndarray, image_size: int, heatmap_size: int, sigma: float) -> np.ndarray:
-    """(N, J, 2) image pixels -> (N, J, H, H) float32 Gaussians with peak 1 at each joint."""
+HEATMAP_CHUNK = 32  # samples drawn at a time: the chunk stays in cache (all at once is ~10x slower)
+
+
+def gaussian_heatmaps(
+    uv: np.ndarray, image_size: int, heatmap_size: int, sigma: float, dtype: type = np.float32
+) -> np.ndarray:
+    """(N, J, 2) image pixels -> (N, J, H, H) Gaussians with peak 1 at each joint, as `dtype`."""
     centre = image_to_heatmap(np.asarray(uv, np.float32), image_size, heatmap_size)
     grid = np.arange(heatmap_size, dtype=np.float32)
-    gx = np.exp(-((grid - centre[..., 0:1]) ** 2) / (2 * sigma**2))  # (N, J, W)
-    gy = np.exp(-((grid - centre[..., 1:2]) ** 2) / (2 * sigma**2))  # (N, J, H)
-    return gy[..., :, None] * gx[..., None, :]
+    out = np.empty((*centre.shape[:2], heatmap_size, heatmap_size), dtype)
+    for start in range(0, len(centre), HEATMAP_CHUNK):
+        chunk = centre[start : start + HEATMAP_CHUNK]
+        gx = np.exp(-((grid - chunk[..., 0:1]) ** 2) / (2 * sigma**2))  # (n, J, W)
+        gy = np.exp(-((grid - chunk[..., 1:2]) ** 2) / (2 * sigma**2))  # (n, J, H)
+        out[start : start + HEATMAP_CHUNK] = gy[..., :, None] * gx[..., None, :]
+    return out
 
 
 def soft_argmax(heatmaps: torch.Tensor, radius: int | None = None) -> torch.Tensor:
@@ -69,7 +78,7 @@ def write_heatmaps(split: dict[str, np.ndarray], out_dir: str | Path, size: int,
     """Training targets for a split: out_dir/train.npy, (N, 21, size, size) float16 from the K @ xyz
     projections."""
     uv = project(split["xyz"], split["K"])
-    maps = gaussian_heatmaps(uv, int(split["image_size"]), size, sigma).astype(np.float16)
+    maps = gaussian_heatmaps(uv, int(split["image_size"]), size, sigma, np.float16)
     with atomic_path(Path(out_dir) / HEATMAPS_FILE) as tmp:
         np.save(tmp, maps)
 

@@ -4,7 +4,8 @@ trains or tests on; every variant then starts from these weights and trains with
 Why: on the 2,000 training images the 2D branch stalls near the mean hand (uv error ~26 px at 224
 after 5 epochs, and it overfits by 24), while one pass over 40,000 distinct hands reaches ~20 px
 (benchmarks/heatmap_diagnosis.py). Distinct hands are cheap here: the renderer draws them with
-another seed, straight into memory at the input size.
+another seed, straight into memory at the input size. Each pass sees them through a camera rolled
+by a new random angle (augment.roll), so a second pass is nearly as good as new hands, and cheaper.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from handpose.atomic import atomic_path, write_text
+from handpose.augment import roll
 from handpose.camera import FRAME_SIZE, project
 from handpose.checkpoints import save_pretrained, setup_torch
 from handpose.config import Params
@@ -46,8 +48,8 @@ def uv_error_px(hourglass: torch.nn.Module, held_out: dict[str, np.ndarray], cha
 def pretrain(
     params: Params, out: str | Path, log_path: str | Path, timings_path: str | Path, progress: bool = True
 ) -> None:
-    """Render `pretrain.n_hands` hands (+ HELD_OUT) with `pretrain.seed`, train the hourglass one pass
-    over them, and write its weights to `out` with a log of the held-out 2D error."""
+    """Render `pretrain.n_hands` hands (+ HELD_OUT) with `pretrain.seed`, train the hourglass
+    `pretrain.passes` passes over them, and write its weights to `out` with a log of the held-out 2D error."""
     cfg, model_cfg = params.pretrain, params.model
     device = setup_torch(params.train)
     torch.manual_seed(cfg.seed)
@@ -55,21 +57,29 @@ def pretrain(
     if params.train.channels_last:
         hourglass = hourglass.to(memory_format=torch.channels_last)
     rows: list[dict] = []
-    steps = cfg.n_hands // cfg.batch_size
+    per_pass = cfg.n_hands // cfg.batch_size
+    steps = per_pass * cfg.passes
     seconds = 0.0
     if steps:
         hands = render_arrays(cfg.n_hands + HELD_OUT, cfg.seed, model_cfg.input_size, progress=progress)
         held_out = {key: value[cfg.n_hands :] for key, value in hands.items()}
-        images = torch.from_numpy(hands["images"][: cfg.n_hands]).to(device)
-        uv = project(hands["xyz"][: cfg.n_hands], hands["K"][: cfg.n_hands])
-        optimizer = torch.optim.RMSprop(hourglass.parameters(), lr=cfg.lr)
-        order = torch.randperm(cfg.n_hands, generator=torch.Generator().manual_seed(cfg.seed))
+        images, xyz, K = (hands[key][: cfg.n_hands] for key in ("images", "xyz", "K"))
+        optimizer = torch.optim.RMSprop(hourglass.parameters(), lr=cfg.lr, foreach=True)
+        shuffle = torch.Generator().manual_seed(cfg.seed)
         every = max(1, steps // EVALUATIONS)
         total, tic = 0.0, time.perf_counter()
         for step in tqdm(range(steps), desc="pretrain hourglass", disable=not progress, mininterval=1.0):
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            target = gaussian_heatmaps(uv[idx.numpy()], FRAME_SIZE, model_cfg.heatmap_size, params.heatmap.sigma)
-            heatmaps, _ = hourglass(to_input(images[idx.to(device)], params.train.channels_last))
+            pass_index, at = divmod(step, per_pass)
+            if at == 0:  # a new pass: a new order and new camera rolls
+                order = torch.randperm(cfg.n_hands, generator=shuffle).numpy()
+                rolls = np.random.default_rng([cfg.seed, pass_index]).uniform(-1, 1, cfg.n_hands)
+                angles = rolls * np.radians(cfg.roll)
+            idx = order[at * cfg.batch_size : (at + 1) * cfg.batch_size]
+            image, pose = images[idx], xyz[idx]
+            if cfg.roll:
+                image, pose = roll(image, pose, K[idx], angles[idx])
+            target = gaussian_heatmaps(project(pose, K[idx]), FRAME_SIZE, model_cfg.heatmap_size, params.heatmap.sigma)
+            heatmaps, _ = hourglass(to_input(torch.from_numpy(image).to(device), params.train.channels_last))
             loss = heatmap_loss(heatmaps, torch.from_numpy(target).to(device))
             if not torch.isfinite(loss):  # nothing diverged is ever written
                 raise ValueError(
@@ -85,7 +95,7 @@ def pretrain(
                 rows.append(
                     {
                         "step": step + 1,
-                        "hands_seen": (step + 1) * cfg.batch_size,
+                        "samples_seen": (step + 1) * cfg.batch_size,
                         "loss_hm": total / (step + 1 - done),
                         "held_out_uv_error_px": uv_error_px(hourglass, held_out, params.train.channels_last),
                     }
@@ -95,7 +105,7 @@ def pretrain(
                 total, tic = 0.0, time.perf_counter()
     save_pretrained(out, model_cfg, hourglass.state_dict() if steps else None, rows)
     with atomic_path(log_path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "hands_seen", "loss_hm", "held_out_uv_error_px"])
+        writer = csv.DictWriter(f, fieldnames=["step", "samples_seen", "loss_hm", "held_out_uv_error_px"])
         writer.writeheader()
         writer.writerows(rows)
     speed = steps * cfg.batch_size / max(seconds, 1e-9)

@@ -81,7 +81,8 @@ def train(
     model = model.to(device)
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=tcfg.lr)
+    # foreach: one multi-tensor update instead of a Python loop over ~270 tensors (~6% of a CPU step)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=tcfg.lr, foreach=True)
     tqdm.write(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters on {device}")
     generator = torch.Generator().manual_seed(seed)  # batch order, apart from dropout's global RNG
     start, rows = 0, []
