@@ -63,6 +63,8 @@ def more_training_hands(n_train: int, test: dict, seed: int, size: int) -> dict:
 def run(name: str, params_path: str, split_dir: str, heatmaps_dir: str, pretrained: str, seed: int) -> dict:
     what, variant, changes, use_pretrained = DIFFERENCES[name]
     raw = merged(load_params(params_path).model_dump(), changes)
+    data = raw["data"]  # more training hands are rendered here, not by the data stage
+    data["n_synthetic"] = max(data["n_synthetic"], data["n_train"] + data["n_test"])
     params = validate(raw)
     config = variant_config(params, variant)
     setup_torch(config.train)

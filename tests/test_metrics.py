@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from handpose.metrics import auc, pck_curve, per_finger_errors_mm, pose_metrics, procrustes_align
+from handpose.metrics import (
+    auc,
+    converged_epoch,
+    late_change_pct,
+    pck_curve,
+    per_finger_errors_mm,
+    pose_metrics,
+    procrustes_align,
+)
 
 
 def hands(n=4, seed=0):
@@ -81,3 +89,19 @@ def test_errors_by_visibility():
     pred[0, 5] += [0.006, 0, 0]  # the one self-occluded joint is 6 mm off
     errs = errors_by_visibility_mm(pred, true, visibility)
     assert errs == {"visible": 0.0, "self_occluded": pytest.approx(6.0), "object_occluded": None}
+
+
+def test_late_change_is_the_largest_epoch_to_epoch_change_over_the_last_quarter():
+    # 8 epochs: the last quarter is epochs 7 and 8, so the changes 6->7 (-10%) and 7->8 (-2.2%) count,
+    # and the larger jump 1->2 (-50%) does not.
+    assert late_change_pct([100, 50, 9, 8, 7, 5, 4.5, 4.4]) == pytest.approx(10.0)
+    assert late_change_pct([10, 10, 10, 10.3]) == pytest.approx(3.0)  # a rise counts too
+    assert late_change_pct([5, 4]) == pytest.approx(20.0)
+    assert late_change_pct([5]) == 0.0
+
+
+def test_converged_epoch_is_where_the_error_settles_within_5_percent_of_its_final_value():
+    assert converged_epoch([100, 60, 52, 55, 50.5, 50]) == 5  # 55 is 10% off: it settles at epoch 5
+    assert converged_epoch([100, 60, 52, 51, 50.5, 50]) == 3
+    assert converged_epoch([100, 50]) == 2
+    assert converged_epoch([50]) == 1

@@ -16,7 +16,9 @@ from handpose.data.freihand import read_visibility
 from handpose.data.layout import pose_id
 from handpose.data.split import load_split
 from handpose.metrics import (
+    converged_epoch,
     errors_by_visibility_mm,
+    late_change_pct,
     over_seeds,
     per_finger_errors_mm,
     pose_metrics,
@@ -39,7 +41,7 @@ def evaluate(
     visibility = read_visibility(dataset)  # one row per pose
     if visibility is not None:
         visibility = visibility[pose_id(test_split["image_ids"], len(visibility))]
-    xyz, uv, per_seed, seconds = [], [], {}, 0.0
+    xyz, uv, per_seed, late_changes, seconds = [], [], {}, [], 0.0
     for seed, path in seed_checkpoints(model_dir).items():
         model, checkpoint = load_model(path)
         trained_on, given = checkpoint["config"].model.input_size, test_split["images"].shape[1]
@@ -54,7 +56,9 @@ def evaluate(
         seconds += time.perf_counter() - tic
         xyz.append(pred["xyz"])
         uv.append(pred["uv"])
-        per_seed[seed] = pose_metrics(pred["xyz"], true_xyz)
+        val_errors = [row["val_pose_error_mm"] for row in checkpoint["log"]]
+        per_seed[seed] = {**pose_metrics(pred["xyz"], true_xyz), "converged_epoch": converged_epoch(val_errors)}
+        late_changes.append(late_change_pct(val_errors))
     xyz, uv = np.stack(xyz), np.stack(uv)  # (S, N, 21, 3|2)
     true_uv = project(true_xyz, test_split["K"])
     # Every seed's predictions side by side, for the metrics that pool joints.
@@ -63,6 +67,7 @@ def evaluate(
         **over_seeds(pd.DataFrame(per_seed.values())),
         "seeds": list(per_seed),
         "uv_error_px": float(np.linalg.norm(uv - true_uv, axis=-1).mean()),
+        "late_change_pct": max(late_changes),  # the worst seed
         "per_finger_mm": per_finger_errors_mm(pooled_pred, pooled_true),
         **(
             {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -68,6 +70,25 @@ def pose_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
         "pck_20mm": float((errors <= 20).mean()),
         "pck_30mm": float((errors <= 30).mean()),
     }
+
+
+def late_change_pct(val_errors: list[float]) -> float:
+    """Stability late in training: the largest change of the test error between consecutive epochs
+    whose later epoch is in the last quarter of training, in % of the earlier epoch's error."""
+    last_quarter = math.ceil(len(val_errors) / 4)
+    later = range(max(1, len(val_errors) - last_quarter), len(val_errors))
+    return max((abs(val_errors[i] / val_errors[i - 1] - 1) * 100 for i in later), default=0.0)
+
+
+def converged_epoch(val_errors: list[float], within: float = 0.05) -> int:
+    """Convergence speed (the paper claims m_asm needs about half the epochs): the first epoch
+    (1-based) from which the test error stays within `within` (5%) of its final value."""
+    final = val_errors[-1]
+    inside = [abs(e / final - 1) <= within for e in val_errors]
+    first = len(inside)
+    while first > 0 and inside[first - 1]:
+        first -= 1
+    return first + 1
 
 
 def over_seeds(runs: pd.DataFrame) -> dict[str, float]:
