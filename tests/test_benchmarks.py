@@ -57,3 +57,15 @@ def test_heatmap_diagnosis_reports_each_epoch(tiny_split):
     epochs = [line for line in lines if "epoch" in line]
     assert [line["epoch"] for line in epochs] == [1, 2] and all(line["uv_px"] > 0 for line in epochs)
     assert [line["step"] for line in lines if "step" in line] == list(range(1, 7))  # 24 images, batch 8
+
+
+def test_full_scale_memory_runs_every_stage_and_reports_its_peak(tiny_params, tmp_path):
+    out = run_benchmark(
+        "full_scale_memory.py", "--work", str(tmp_path / "w"), "--params", str(tiny_params),
+        "--poses", "12", "--versions", "2", "--n-test", "4",
+    )  # fmt: skip
+    assert out["images"] == 24 and out["train_samples"] == 16
+    for stage in ("data", "split", "heatmaps", "train_one_epoch"):
+        assert out[stage]["peak_rss_mb"] > 0 and out[stage]["seconds"] > 0
+    assert out["peak_rss_mb"] == max(out[s]["peak_rss_mb"] for s in ("data", "split", "heatmaps", "train_one_epoch"))
+    assert not (tmp_path / "w").exists()  # removed unless --keep

@@ -24,7 +24,7 @@ def train_in_a_process(config: Path, split: Path, heatmaps: Path, out: Path) -> 
             str(heatmaps),
             "--models",
             str(out / "models"),
-            "--log",
+            "--epoch-log",
             str(out / "log.csv"),
             "--timings",
             str(out / "timings.json"),

@@ -45,7 +45,7 @@ def test_the_train_command_fails_in_one_line_and_writes_no_log(tiny_split, tmp_p
     config.write_text(json.dumps(diverging_config().model_dump()))
     write_heatmaps(tiny_split["train"], tmp_path / "heatmaps", size=8, sigma=1.0)
     args = ["train", "--config", str(config), "--split", str(tiny_split["dir"]), "--heatmaps"]
-    args += [str(tmp_path / "heatmaps"), "--models", str(tmp_path / "models"), "--log", str(tmp_path / "log.csv")]
+    args += [str(tmp_path / "heatmaps"), "--models", str(tmp_path / "models"), "--epoch-log", str(tmp_path / "log.csv")]
     assert main([*args, "--timings", str(tmp_path / "t.json"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("handpose train: error: m_cos_2 seed 0: training diverged") and "\n" not in err

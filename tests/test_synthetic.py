@@ -98,11 +98,11 @@ def test_rewrite_replaces_old_root(tmp_path: Path) -> None:
 def _fail_on_third_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     real, calls = synthetic_write.render_sample, []
 
-    def flaky(rng: np.random.Generator) -> Sample:
+    def flaky(rng: np.random.Generator, look: np.random.Generator | None = None) -> Sample:
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("boom")
-        return real(rng)
+        return real(rng, look)
 
     monkeypatch.setattr(synthetic_write, "render_sample", flaky)  # the name the writer calls
 

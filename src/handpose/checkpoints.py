@@ -142,9 +142,8 @@ def predict(
     for start in range(0, len(split["images"]), batch_size):
         sl = slice(start, start + batch_size)
         K, true_xyz, scale = (torch.from_numpy(split[key][sl]).to(device) for key in ("K", "xyz", "scale"))
-        out = model(
-            to_input(torch.from_numpy(split["images"][sl]).to(device), channels_last), K, true_xyz[:, ROOT, 2], scale
-        )
+        images = torch.from_numpy(np.array(split["images"][sl])).to(device)  # a copy: memory-mapped rows are read-only
+        out = model(to_input(images, channels_last), K, true_xyz[:, ROOT, 2], scale)
         xyz.append(out["xyz"].cpu().numpy())
         uv.append(out["uv"].cpu().numpy())
     return {"xyz": np.concatenate(xyz), "uv": np.concatenate(uv)}

@@ -28,7 +28,15 @@ def cmd_data(args: argparse.Namespace) -> None:
     if data.source == "freihand":
         fetch_freihand(data, args.out, progress=not args.quiet)
     else:
-        write_dataset(args.out, n=data.n_synthetic, seed=data.seed, workers=args.workers, progress=not args.quiet)
+        write_dataset(
+            args.out,
+            n=data.n_synthetic,
+            seed=data.seed,
+            workers=args.workers,
+            progress=not args.quiet,
+            versions=data.synthetic_versions,
+            n_eval=data.n_test if data.test_on == "freihand_eval" else 0,
+        )
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -45,20 +53,23 @@ def cmd_heatmaps(args: argparse.Namespace) -> None:
     from handpose.heatmaps import write_heatmaps
 
     params = load_params(args.params)
-    write_heatmaps(load_split(args.split, "train"), args.out, params.model.heatmap_size, params.heatmap.sigma)
+    split = load_split(args.split, "train")
+    write_heatmaps(split, args.out, params.model.heatmap_size, params.heatmap.sigma, progress=not args.quiet)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from handpose.config import read_variant_config
+    from handpose.distributed import relaunch_under_torchrun
     from handpose.train import train_variant
 
     config = read_variant_config(args.config)
+    relaunch_under_torchrun(config.train.nproc)  # train.nproc > 1: this command again, in N processes
     train_variant(
         config,
         args.split,
         args.heatmaps,
         args.models,
-        args.log,
+        args.epoch_log,
         args.timings,
         resume=args.resume,
         progress=not args.quiet,
@@ -156,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--heatmaps", default="data/heatmaps", help="the heatmaps folder (default: %(default)s)")
     p.add_argument("--models", required=True, help="folder for seed<k>.pt checkpoints, e.g. models/<variant>")
-    p.add_argument("--log", required=True, help="per-epoch CSV log (mean over seeds), e.g. plots/train/<variant>.csv")
+    # Not `--log`: torchrun, which parses this command's line too, would read it as its --log-dir.
+    p.add_argument(
+        "--epoch-log", required=True, help="per-epoch CSV log (mean over seeds), e.g. plots/train/<variant>.csv"
+    )
     p.add_argument(
         "--timings", required=True, help="JSON of wall times (not a result), e.g. timings/train/<variant>.json"
     )

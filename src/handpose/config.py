@@ -15,8 +15,6 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from handpose.skeleton import NUM_JOINTS
-
 LossTerm = Literal["hm", "pose", "len", "dir", "cos", "asm"]
 LOSS_TERMS: tuple[str, ...] = get_args(LossTerm)
 
@@ -58,9 +56,13 @@ class Section(BaseModel):
 class DataConfig(Section):
     source: Literal["synthetic", "freihand"]  # the offline renderer | the real dataset
     n_synthetic: PositiveInt  # poses the renderer writes (synthetic only)
+    synthetic_versions: Annotated[Int, Field(ge=1, le=16)]  # renderings of each pose (FreiHAND: 4)
     freihand_path: str  # FreiHAND_pub_v2.zip or the folder it unzips to (freihand only)
     freihand_url: str  # where to download the zip from when freihand_path does not exist
-    n_train: PositiveInt
+    freihand_eval_path: str  # FreiHAND_pub_v2_eval.zip or its folder (test_on: freihand_eval)
+    freihand_eval_url: str
+    test_on: Literal["split", "freihand_eval"]  # held-out training poses (the paper) | the evaluation set
+    n_train: PositiveInt | Literal["all"]  # all: every pose the test does not use
     n_test: PositiveInt
     seed: Int
     split: Literal["random", "paper"]  # poses drawn by seed | the paper's: the first n_train, then n_test
@@ -108,6 +110,7 @@ class TrainConfig(Section):
     bf16: bool
     device: Literal["auto", "cpu", "cuda"]
     threads: Annotated[Int, Field(ge=0)]  # CPU threads; 0 = torch's default (all cores)
+    nproc: PositiveInt  # training processes on this node, under torchrun (DistributedDataParallel)
 
     @field_validator("seed")
     @classmethod
@@ -203,11 +206,13 @@ def _check_memory(params: Params) -> None:
     """Refuse a request whose largest in-memory arrays would not fit this machine, naming the key that
     sizes them, instead of failing with a MemoryError (or swapping) halfway through a stage."""
     side = params.model.input_size
-    image, heatmaps = side * side * 3, NUM_JOINTS * params.model.heatmap_size**2 * 2  # uint8 RGB, float16
+    image = side * side * 3  # uint8 RGB
     data, n_hands = params.data, params.pretrain.n_hands
+    # The split and the heatmaps are memory-mapped files (pages the kernel can drop), so they are
+    # bounded by disk, not memory; the renderer's labels and the pretraining hands are in memory.
+    n_images = data.n_synthetic * data.synthetic_versions
     needed = {  # key: (its value, bytes)
-        "data.n_synthetic": (data.n_synthetic, data.n_synthetic * 4096),  # labels, as arrays and as JSON text
-        "data.n_train": (data.n_train, (data.n_train + data.n_test) * image + data.n_train * heatmaps),
+        "data.n_synthetic": (data.n_synthetic, n_images * 4096),  # labels, as arrays and as JSON text
         "pretrain.n_hands": (n_hands, n_hands * image),
     }
     key, (value, size) = max(needed.items(), key=lambda item: item[1][1])
@@ -220,11 +225,14 @@ def _check_memory(params: Params) -> None:
 
 def _check_relations(params: Params) -> None:
     data = params.data
-    if data.source == "synthetic" and data.n_train + data.n_test > data.n_synthetic:
+    test_poses = data.n_test if data.test_on == "split" else 0  # the evaluation set has poses of its own
+    if data.source == "synthetic" and data.n_train != "all" and data.n_train + test_poses > data.n_synthetic:
         raise ConfigError(
-            f"data.n_train + data.n_test = {data.n_train + data.n_test}: more than the "
+            f"data.n_train{' + data.n_test' if test_poses else ''} = {data.n_train + test_poses}: more than the "
             f"data.n_synthetic = {data.n_synthetic} poses generated"
         )
+    if data.source == "synthetic" and data.n_train == "all" and test_poses >= data.n_synthetic:
+        raise ConfigError(f"data.n_test = {data.n_test} leaves none of the {data.n_synthetic} poses to train on")
     if data.source == "synthetic" and params.pretrain.n_hands and params.pretrain.seed == data.seed:
         raise ConfigError(
             f"pretrain.seed: must differ from data.seed ({data.seed}), or the pretraining hands would be "
@@ -239,6 +247,13 @@ def _check_relations(params: Params) -> None:
         if variant not in params.variants:
             raise ConfigError(f"variant_train.{variant}: no such variant (known: {', '.join(params.variants)})")
         params.train_of(variant)
+    for variant in params.variants:
+        train = params.train_of(variant)
+        if train.batch_size % train.nproc:
+            raise ConfigError(
+                f"train.nproc: {train.nproc} processes cannot share {variant}'s batch of {train.batch_size} "
+                "(train.batch_size is the global batch; it must be a multiple of train.nproc)"
+            )
 
 
 def validate(raw: Any) -> Params:

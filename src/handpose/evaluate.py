@@ -38,7 +38,7 @@ def evaluate(
     Where the dataset has per-joint visibility (the synthetic one does), the error is split by occlusion."""
     test_split = load_split(split_dir, "test")
     true_xyz = test_split["xyz"]
-    visibility = read_visibility(dataset)  # one row per pose
+    visibility = read_visibility(dataset, str(test_split["part"]))  # a row per image (or per pose)
     if visibility is not None:
         visibility = visibility[pose_id(test_split["image_ids"], len(visibility))]
     xyz, uv, per_seed, late_changes, seconds = [], [], {}, [], 0.0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from handpose.atomic import atomic_path
 from handpose.camera import project
@@ -74,22 +75,34 @@ def hard_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
 HEATMAPS_FILE = "train.npy"
 
 
-def write_heatmaps(split: dict[str, np.ndarray], out_dir: str | Path, size: int, sigma: float) -> None:
+WRITE_CHUNK = 4096  # samples drawn and written at a time: memory stays bounded whatever N is
+
+
+def write_heatmaps(
+    split: dict[str, np.ndarray], out_dir: str | Path, size: int, sigma: float, progress: bool = False
+) -> None:
     """Training targets for a split: out_dir/train.npy, (N, 21, size, size) float16 from the K @ xyz
-    projections."""
+    projections, written chunk by chunk into a memory-mapped file."""
     uv = project(split["xyz"], split["K"])
-    maps = gaussian_heatmaps(uv, int(split["image_size"]), size, sigma, np.float16)
     with atomic_path(Path(out_dir) / HEATMAPS_FILE) as tmp:
-        np.save(tmp, maps)
+        shape = (len(uv), NUM_JOINTS, size, size)
+        maps = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+        image_size = int(split["image_size"])
+        for start in tqdm(range(0, len(uv), WRITE_CHUNK), desc="heatmaps", unit="chunk", disable=not progress):
+            chunk = uv[start : start + WRITE_CHUNK]
+            maps[start : start + len(chunk)] = gaussian_heatmaps(chunk, image_size, size, sigma, np.float16)
+        maps.flush()
+        del maps
 
 
 def load_heatmaps(heatmaps_dir: str | Path, samples: int, size: int) -> np.ndarray:
-    """The heatmaps `write_heatmaps` wrote, checked against the split (`samples`) and the model (`size`)."""
+    """The heatmaps `write_heatmaps` wrote (memory-mapped, read-only), checked against the split
+    (`samples`) and the model (`size`)."""
     path = Path(heatmaps_dir) / HEATMAPS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: heatmaps not found (run the `heatmaps` stage)")
     try:
-        maps = np.load(path)
+        maps = np.load(path, mmap_mode="r")  # a batch reads only its own rows
     except (OSError, ValueError, EOFError) as err:
         raise ValueError(f"{path}: not readable heatmaps ({err}); rerun the `heatmaps` stage") from None
     if maps.shape[0] != samples or maps.shape[1:] != (NUM_JOINTS, size, size):

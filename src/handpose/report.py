@@ -132,7 +132,7 @@ def report(
     figures.pck_figure(poses, figures_dir / "pck.png")
     best = min(variants, key=lambda v: summary[v]["pose_error_mm"])
     first_seed = {key: (value[0] if key in ("xyz", "uv") else value) for key, value in predictions[best].items()}
-    _qualitative(best, first_seed, dataset, figures_dir / "predictions.png")
+    _qualitative(best, first_seed, dataset, str(test["part"]), figures_dir / "predictions.png")
     print(markdown_table(summary))
     return summary
 
@@ -142,15 +142,17 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
         frame[["variant", *frame.columns.drop("variant")]].to_csv(tmp, index=False)
 
 
-def _qualitative(variant: str, pred: dict[str, np.ndarray], dataset: str | Path, path: Path, n: int = 4) -> None:
+def _qualitative(
+    variant: str, pred: dict[str, np.ndarray], dataset: str | Path, part: str, path: Path, n: int = 4
+) -> None:
     """The best variant on a few test hands: the most occluded ones where the data says so."""
-    data = open_freihand(dataset)
-    poses = pose_id(pred["image_ids"], data.num_poses)
-    visibility = read_visibility(dataset)
+    data = open_freihand(dataset, part)
+    ids = pred["image_ids"]
+    visibility = read_visibility(dataset, part)  # a row per image (or per pose)
     if visibility is not None:
-        order = np.argsort(-(visibility[poses] > 0).sum(1), kind="stable")
+        order = np.argsort(-(visibility[pose_id(ids, len(visibility))] > 0).sum(1), kind="stable")
     else:
-        order = np.argsort(joint_errors_mm(pred["xyz"], pred["true_xyz"]).mean(1))[:: max(1, len(poses) // n)]
+        order = np.argsort(joint_errors_mm(pred["xyz"], pred["true_xyz"]).mean(1))[:: max(1, len(ids) // n)]
     pick = np.sort(order[:n])
     figures.qualitative_figure(
         [data.read_rgb(int(i)) for i in pred["image_ids"][pick]],

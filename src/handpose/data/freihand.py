@@ -47,11 +47,12 @@ def read_rgb(path: str | Path | zipfile.Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FreiHAND:
-    root: Path | zipfile.Path  # the folder holding training_xyz.json, on disk or inside the zip
+    root: Path | zipfile.Path  # the folder holding <part>_xyz.json, on disk or inside the zip
     xyz: np.ndarray  # (P, 21, 3) float32, metres
     K: np.ndarray  # (P, 3, 3) float32
     scale: np.ndarray  # (P,) float32
-    num_images: int  # number of .jpg files in layout.rgb_dir(root)
+    num_images: int  # number of .jpg files in layout.rgb_dir(root, part)
+    part: str = layout.TRAINING  # or layout.EVALUATION
 
     @property
     def num_poses(self) -> int:
@@ -61,11 +62,11 @@ class FreiHAND:
         return layout.pose_id(self._check_index(image_index), self.num_poses)
 
     def rgb_path(self, image_index: int) -> Path | zipfile.Path:
-        return layout.rgb_path(self.root, self._check_index(image_index))
+        return layout.rgb_path(self.root, self._check_index(image_index), self.part)
 
     def mask_path(self, image_index: int) -> Path | zipfile.Path:
         # Real FreiHAND has one mask per pose: the extra images only change background and colours.
-        return layout.mask_path(self.root, self.pose_index(image_index))
+        return layout.mask_path(self.root, self.pose_index(image_index), self.part)
 
     def read_rgb(self, image_index: int) -> np.ndarray:
         """Image `image_index` as (H, W, 3) uint8 in RGB order."""
@@ -99,17 +100,17 @@ def _load_array(path: Path | zipfile.Path, trailing_shape: tuple[int, ...], shap
     return array
 
 
-def _check_labels(root: Path | zipfile.Path, xyz: np.ndarray, K: np.ndarray, scale: np.ndarray) -> None:
+def _check_labels(root: Path | zipfile.Path, part: str, xyz: np.ndarray, K: np.ndarray, scale: np.ndarray) -> None:
     """Values the method cannot use: joints at or behind the camera, a camera that cannot be inverted
     (lifting needs K^-1), a hand scale that is not a length. Each names the file and the first pose."""
     checks = (
-        (layout.XYZ_FILE, (xyz[..., 2] <= 0).any(1), "a joint at depth z <= 0 (not in front of the camera)"),
-        (layout.K_FILE, ~(np.abs(np.linalg.det(K.astype(np.float64))) > 1e-9), "a singular K (cannot lift to 3D)"),
-        (layout.SCALE_FILE, scale <= 0, "a scale <= 0 (it is a bone length in metres)"),
+        ("xyz", (xyz[..., 2] <= 0).any(1), "a joint at depth z <= 0 (not in front of the camera)"),
+        ("K", ~(np.abs(np.linalg.det(K.astype(np.float64))) > 1e-9), "a singular K (cannot lift to 3D)"),
+        ("scale", scale <= 0, "a scale <= 0 (it is a bone length in metres)"),
     )
     for name, bad, what in checks:
         if bad.any():
-            raise FreiHANDError(f"{root / name}: entry {int(np.argmax(bad))} has {what}")
+            raise FreiHANDError(f"{root / layout.labels_file(name, part)}: entry {int(np.argmax(bad))} has {what}")
 
 
 def _count_jpgs(folder: Path | zipfile.Path) -> int:
@@ -120,59 +121,70 @@ def _count_jpgs(folder: Path | zipfile.Path) -> int:
         return sum(1 for e in entries if e.name.endswith(".jpg") and e.is_file())
 
 
-def dataset_root(path: str | Path) -> Path | zipfile.Path:
-    """The folder holding training_xyz.json: `path` itself, its one subfolder that holds it, or the
-    same inside a zip archive given directly or as the folder's one .zip (FreiHAND_pub_v2.zip has
-    one top-level folder)."""
-    path = Path(path)
+def _zip_members(path: Path) -> tuple[zipfile.ZipFile, list[str]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise FreiHANDError(f"{path}: not a zip archive of FreiHAND ({err})") from None
+    return archive, archive.namelist()
+
+
+def _holds(path: Path, labels: str) -> bool:
+    """Whether a folder or a zip archive holds the labels file `labels` (at most one folder down)."""
+    if path.is_dir():
+        return (path / labels).is_file() or any(d.is_dir() and (d / labels).is_file() for d in path.iterdir())
+    return any(name.rsplit("/", 1)[-1] == labels for name in _zip_members(path)[1])
+
+
+def dataset_root(path: str | Path, part: str = layout.TRAINING) -> Path | zipfile.Path:
+    """The folder holding <part>_xyz.json: `path` itself, its one subfolder that holds it, or the same
+    inside a zip archive given directly or as one of the folder's .zip files (FreiHAND_pub_v2.zip has
+    one top-level folder; the `data` stage's folder links the training and the evaluation archive)."""
+    path, labels = Path(path), layout.labels_file("xyz", part)
     if path.is_file():
-        try:
-            archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as err:
-            raise FreiHANDError(f"{path}: not a zip archive of FreiHAND ({err})") from None
-        found = [name for name in archive.namelist() if name.rsplit("/", 1)[-1] == layout.XYZ_FILE]
+        archive, names = _zip_members(path)
+        found = [name for name in names if name.rsplit("/", 1)[-1] == labels]
         if len(found) != 1:
-            raise FreiHANDError(f"{path}: expected one {layout.XYZ_FILE} in the archive, found {len(found)}")
-        return zipfile.Path(archive, at=found[0][: -len(layout.XYZ_FILE)])
+            raise FreiHANDError(f"{path}: expected one {labels} in the archive, found {len(found)}")
+        return zipfile.Path(archive, at=found[0][: -len(labels)])
     if not path.is_dir():
         raise FreiHANDError(f"{path}: dataset root missing, or neither a folder nor a zip archive")
-    if not (path / layout.XYZ_FILE).exists():
-        inner = [d for d in path.iterdir() if d.is_dir() and (d / layout.XYZ_FILE).is_file()]
-        archives = [f for f in path.iterdir() if f.suffix == ".zip" and f.is_file()]
-        if len(inner) + len(archives) == 1:  # e.g. the `data` stage's folder holding the linked zip
-            return inner[0] if inner else dataset_root(archives[0])
+    if not (path / labels).exists():
+        inner = [d for d in path.iterdir() if d.is_dir() and (d / labels).is_file()]
+        archives = [f for f in path.iterdir() if f.suffix == ".zip" and f.is_file() and _holds(f, labels)]
+        if len(inner) + len(archives) == 1:  # e.g. the `data` stage's folder holding the linked zips
+            return inner[0] if inner else dataset_root(archives[0], part)
     return path
 
 
-def open_freihand(root: str | Path) -> FreiHAND:
-    """Validate and open a FreiHAND v2 folder or zip; raises FreiHANDError naming the offending path."""
-    root = dataset_root(root)
-    xyz = _load_array(root / layout.XYZ_FILE, (NUM_JOINTS, 3), f"N x {NUM_JOINTS} x 3")
-    K = _load_array(root / layout.K_FILE, (3, 3), "N x 3 x 3")
-    scale = _load_array(root / layout.SCALE_FILE, (), "length-N")
+def open_freihand(root: str | Path, part: str = layout.TRAINING) -> FreiHAND:
+    """Validate and open the `part` (training or evaluation) of a FreiHAND v2 folder or zip; raises
+    FreiHANDError naming the offending path."""
+    root = dataset_root(root, part)
+    xyz_file, K_file, scale_file = (layout.labels_file(kind, part) for kind in ("xyz", "K", "scale"))
+    xyz = _load_array(root / xyz_file, (NUM_JOINTS, 3), f"N x {NUM_JOINTS} x 3")
+    K = _load_array(root / K_file, (3, 3), "N x 3 x 3")
+    scale = _load_array(root / scale_file, (), "length-N")
     if not len(xyz) == len(K) == len(scale):
         raise FreiHANDError(
-            f"{root}: pose counts differ: {layout.XYZ_FILE} has {len(xyz)}, {layout.K_FILE} {len(K)}, "
-            f"{layout.SCALE_FILE} {len(scale)}"
+            f"{root}: pose counts differ: {xyz_file} has {len(xyz)}, {K_file} {len(K)}, {scale_file} {len(scale)}"
         )
-    _check_labels(root, xyz, K, scale)
-    rgb_dir = layout.rgb_dir(root)
+    _check_labels(root, part, xyz, K, scale)
+    rgb_dir = layout.rgb_dir(root, part)
     if not rgb_dir.is_dir():
         raise FreiHANDError(f"{rgb_dir}: image folder missing")
     num_images = _count_jpgs(rgb_dir)
     if num_images == 0:
         raise FreiHANDError(f"{rgb_dir}: no .jpg images")
     if num_images % len(xyz):
-        raise FreiHANDError(
-            f"{rgb_dir}: {num_images} images is not a multiple of the {len(xyz)} poses in {layout.XYZ_FILE}"
-        )
-    return FreiHAND(root=root, xyz=xyz, K=K, scale=scale, num_images=num_images)
+        raise FreiHANDError(f"{rgb_dir}: {num_images} images is not a multiple of the {len(xyz)} poses in {xyz_file}")
+    return FreiHAND(root=root, xyz=xyz, K=K, scale=scale, num_images=num_images, part=part)
 
 
-def read_visibility(root: str | Path) -> np.ndarray | None:
-    """(P, 21) layout.VISIBLE/SELF_OCCLUDED/OBJECT_OCCLUDED codes where the dataset has them (the synthetic one
-    does), else None."""
-    path = dataset_root(root) / layout.VISIBILITY_FILE
+def read_visibility(root: str | Path, part: str = layout.TRAINING) -> np.ndarray | None:
+    """(N, 21) layout.VISIBLE/SELF_OCCLUDED/OBJECT_OCCLUDED codes, one row per image, where the dataset
+    has them (the synthetic one does), else None."""
+    path = dataset_root(root, part) / layout.labels_file("visibility", part)
     if not path.is_file():
         return None
     try:

@@ -176,8 +176,10 @@ def _front_depth(part: _Part, uv: np.ndarray, pixel: np.ndarray) -> float:
     return float((1 - t) * (z[0] - part.radii[0]) + t * (z[1] - part.radii[1]))
 
 
-def render_sample(rng: np.random.Generator) -> Sample:
-    """Render one random hand: pose, camera, background, hand, occluders, mask and visibility."""
+def render_sample(rng: np.random.Generator, look: np.random.Generator | None = None) -> Sample:
+    """Render one random hand: pose and camera from `rng`, then background, skin, occluders and camera
+    look from `look` (default: `rng` itself). One `rng` with several `look`s gives what FreiHAND's
+    versions are: the same hand in the same camera, re-coloured over other backgrounds."""
     xyz_mm, radii_mm = hand_pose(rng)
     R = random_rotation(rng)
     hand = (xyz_mm * 1e-3) @ R.T  # metres, relative to the wrist, camera orientation
@@ -185,6 +187,7 @@ def render_sample(rng: np.random.Generator) -> Sample:
     wrist, K = place_in_view(rng, hand, joint_r)
     xyz = hand + wrist
     parts = _hand_parts(xyz_mm, radii_mm, R, wrist, rng)
+    rng = rng if look is None else look
 
     img = _background(rng)
     labels = np.zeros((FRAME_SIZE, FRAME_SIZE), np.uint8)  # which part is on top at each pixel (id + 1)

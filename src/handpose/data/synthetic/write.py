@@ -36,21 +36,32 @@ def _write_jpeg(path: Path, img: np.ndarray) -> None:
     path.write_bytes(encode_jpeg(img).tobytes())
 
 
-_Labels = tuple[int, np.ndarray, np.ndarray, np.ndarray]  # first index, xyz, K, visibility of a chunk
+_Labels = tuple[int, np.ndarray, np.ndarray, np.ndarray]  # first image of a chunk, its xyz, K, visibility
 _T = TypeVar("_T")
 
 
-def _render_range(args: tuple[str, int, int, int]) -> _Labels:
-    """Render and write samples [start, stop); returns their labels for the json files."""
-    folder, seed, start, stop = args
+def sample_rngs(seed: int, image: int, poses: int, part: str) -> tuple[np.random.Generator, np.random.Generator | None]:
+    """The random streams of one image (render_sample's `rng` and `look`). Each depends only on (seed,
+    image), so the output is independent of the worker count. Training image v * P + i shows pose i:
+    version 0 is the plain stream (seed, i), version v re-draws the look from (seed, i, v). Evaluation
+    poses have their own streams. (No stream ends in 0: numpy's seeds [s, i] and [s, i, 0] are one.)"""
+    if part == layout.EVALUATION:
+        return np.random.default_rng([seed, image, 0, 1]), None
+    version, pose = divmod(image, poses)
+    return np.random.default_rng([seed, pose]), (np.random.default_rng([seed, pose, version]) if version else None)
+
+
+def _render_range(args: tuple[tuple[str, int, str], int, int, int]) -> _Labels:
+    """Render and write images [start, stop) of a part; returns their labels for the json files."""
+    (folder, poses, part), seed, start, stop = args
     xyz = np.zeros((stop - start, NUM_JOINTS, 3), np.float32)
     K = np.zeros((stop - start, 3, 3), np.float32)
     vis = np.zeros((stop - start, NUM_JOINTS), np.int8)
     for k, i in enumerate(range(start, stop)):
-        # Each sample's RNG depends only on (seed, index): output is independent of worker count.
-        sample = render_sample(np.random.default_rng([seed, i]))
-        _write_jpeg(layout.rgb_path(folder, i), cv2.cvtColor(sample.rgb, cv2.COLOR_RGB2BGR))
-        _write_jpeg(layout.mask_path(folder, i), sample.mask)  # one image per pose: image i shows pose i
+        sample = render_sample(*sample_rngs(seed, i, poses, part))
+        _write_jpeg(layout.rgb_path(folder, i, part), cv2.cvtColor(sample.rgb, cv2.COLOR_RGB2BGR))
+        if i < poses:  # as in FreiHAND, one mask per pose: its first version's
+            _write_jpeg(layout.mask_path(folder, i, part), sample.mask)
         xyz[k], K[k], vis[k] = sample.xyz, sample.K, sample.visibility
     return start, xyz, K, vis
 
@@ -86,30 +97,46 @@ def render_in_chunks(func: Callable[[tuple], _T], first: Any, seed: int, n: int,
     return map(func, tasks) if workers == 1 else _imap_in_processes(func, tasks, workers)
 
 
-def write_dataset(root: str | Path, n: int, seed: int, workers: int | None = None, progress: bool = True) -> None:
-    """Write `n` synthetic samples (one image per pose) in the FreiHAND v2 layout at `root`.
+def _write_part(
+    root: Path, part: str, poses: int, versions: int, seed: int, workers: int | None, progress: bool
+) -> None:
+    """One part of the layout: `poses` x `versions` images, their masks and labels (one row per pose,
+    visibility one row per image)."""
+    layout.rgb_dir(root, part).mkdir(parents=True)
+    layout.mask_dir(root, part).mkdir(parents=True)
+    n = poses * versions
+    xyz = np.zeros((n, NUM_JOINTS, 3), np.float32)
+    K = np.zeros((n, 3, 3), np.float32)
+    vis = np.zeros((n, NUM_JOINTS), np.int8)
+    bar = tqdm(total=n, desc=f"rendering {part} hands", unit="img", disable=not progress, mininterval=1.0)
+    with bar:
+        for start, x, k, v in render_in_chunks(_render_range, (str(root), poses, part), seed, n, workers):
+            xyz[start : start + len(x)], K[start : start + len(x)], vis[start : start + len(x)] = x, k, v
+            bar.update(len(x))
+    xyz, K = xyz[:poses], K[:poses]  # the versions of a pose share its hand and camera
+    scale = np.linalg.norm(xyz[:, SCALE_BONE[0]] - xyz[:, SCALE_BONE[1]], axis=-1)
+    for kind, value in (("xyz", xyz), ("K", K), ("scale", scale), ("visibility", vis)):
+        (root / layout.labels_file(kind, part)).write_text(json.dumps(value.tolist()))
 
-    Deterministic for a given (seed, n) whatever `workers` is. The dataset is built in a temporary
-    sibling folder and only replaces `root` once complete, so `root` is never half-written.
+
+def write_dataset(
+    root: str | Path,
+    n: int,
+    seed: int,
+    workers: int | None = None,
+    progress: bool = True,
+    versions: int = 1,
+    n_eval: int = 0,
+) -> None:
+    """Write `n` synthetic poses, each in `versions` renderings, in the FreiHAND v2 layout at `root`, and
+    with `n_eval` > 0 an evaluation part of that many other poses (FreiHAND_pub_v2_eval.zip's files).
+
+    Deterministic for a given (seed, n, versions, n_eval) whatever `workers` is. The dataset is built
+    in a temporary sibling folder and only replaces `root` once complete, so `root` is never half-written.
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    if n < 1 or versions < 1 or n_eval < 0:
+        raise ValueError(f"need n >= 1, versions >= 1 and n_eval >= 0, got {n}, {versions}, {n_eval}")
     with atomic_path(root) as tmp:  # replaces `root` only once the whole dataset is written
-        layout.rgb_dir(tmp).mkdir(parents=True)
-        layout.mask_dir(tmp).mkdir(parents=True)
-        xyz = np.zeros((n, NUM_JOINTS, 3), np.float32)
-        K = np.zeros((n, 3, 3), np.float32)
-        vis = np.zeros((n, NUM_JOINTS), np.int8)
-        with tqdm(total=n, desc="rendering hands", unit="img", disable=not progress, mininterval=1.0) as bar:
-            for start, x, k, v in render_in_chunks(_render_range, str(tmp), seed, n, workers):
-                xyz[start : start + len(x)], K[start : start + len(x)], vis[start : start + len(x)] = x, k, v
-                bar.update(len(x))
-
-        scale = np.linalg.norm(xyz[:, SCALE_BONE[0]] - xyz[:, SCALE_BONE[1]], axis=-1)
-        for name, value in (
-            (layout.XYZ_FILE, xyz),
-            (layout.K_FILE, K),
-            (layout.SCALE_FILE, scale),
-            (layout.VISIBILITY_FILE, vis),
-        ):
-            (tmp / name).write_text(json.dumps(value.tolist()))
+        _write_part(tmp, layout.TRAINING, n, versions, seed, workers, progress)
+        if n_eval:
+            _write_part(tmp, layout.EVALUATION, n_eval, 1, seed, workers, progress)
