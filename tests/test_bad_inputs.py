@@ -68,6 +68,11 @@ PARAM_CASES = [  # (dotted key, value; None deletes the key), and what the messa
     ("data.versions", "some", "data.versions"),
     ("data.n_train", 10**6, "data.n_train + data.n_test"),
     ("data.n_synthetic", 10**12, "data.n_synthetic: 1000000000000 would need"),
+    ("data.n_train", "most", "data.n_train"),
+    ("data.test_on", "kaggle", "data.test_on"),
+    ("data.synthetic_versions", 0, "data.synthetic_versions"),
+    ("train.nproc", 0, "train.nproc"),
+    ("train.nproc", 3, "train.nproc: 3 processes cannot share"),
     ("pretrain.seed", 0, "pretrain.seed: must differ from data.seed"),
     ("pretrain.batch_size", 1, "pretrain.batch_size"),
     ("pretrain.n_hands", -5, "pretrain.n_hands"),
@@ -264,11 +269,12 @@ def test_train_refuses_heatmaps_of_another_size(workspace, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
-def test_a_truncated_split_is_refused_naming_it(command, workspace, tmp_path, capsys):
+@pytest.mark.parametrize("part", ["{}.npz", "{}_images.npy"])  # the labels, the memory-mapped images
+def test_a_truncated_split_is_refused_naming_it(command, part, workspace, tmp_path, capsys):
     split, out = tmp_path / "split", tmp_path / "out"
     shutil.copytree(workspace / "split", split)
-    for name in ("train.npz", "test.npz"):
-        truncate(split / name)
+    for name in ("train", "test"):
+        truncate(split / part.format(name))
     if command == "train":
         argv = train_argv(workspace, out, split=split)
     else:
