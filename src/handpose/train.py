@@ -77,15 +77,7 @@ def train(
     timings = [] if timings is None else timings
     tcfg, losses, name = config.train, config.losses, config.variant
     model_path, log_path = Path(model_path), Path(log_path)
-    device = setup_torch(tcfg)
-    group = distributed.join(device.type)
-    if group.world > 1 and device.type == "cuda":
-        device = torch.device("cuda", group.local_rank)
-        torch.cuda.set_device(device)
-    elif group.world > 1:  # the node's cores are shared by its processes
-        torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
-    if tcfg.batch_size % group.world:
-        raise ValueError(f"train.batch_size = {tcfg.batch_size} does not split over {group.world} processes")
+    device, group = _placed(tcfg)
     torch.manual_seed(seed)
     image_size = int(train_split["image_size"])
     model = build_model(config, image_size)
@@ -217,6 +209,21 @@ def train(
             _write_log(rows, log_path)
         distributed.barrier(group)  # no rank runs ahead of the checkpoint it would resume from
     return model
+
+
+def _placed(tcfg: TrainConfig) -> tuple[torch.device, distributed.Group]:
+    """This process's device and process group: under torchrun, GPU `LOCAL_RANK`, or on CPU a share of
+    `train.threads` (the node's cores are shared by its processes)."""
+    device = setup_torch(tcfg)
+    group = distributed.join(device.type)
+    if group.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", group.local_rank)
+        torch.cuda.set_device(device)
+    elif group.world > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    if tcfg.batch_size % group.world:
+        raise ValueError(f"train.batch_size = {tcfg.batch_size} does not split over {group.world} processes")
+    return device, group
 
 
 def _validation_error(model: HandPoseNet, test_split: dict, group: distributed.Group, channels_last: bool) -> float:
