@@ -129,11 +129,11 @@ def _zip_members(path: Path) -> tuple[zipfile.ZipFile, list[str]]:
     return archive, archive.namelist()
 
 
-def _holds(path: Path, labels: str) -> bool:
-    """Whether a folder or a zip archive holds the labels file `labels` (at most one folder down)."""
-    if path.is_dir():
-        return (path / labels).is_file() or any(d.is_dir() and (d / labels).is_file() for d in path.iterdir())
-    return any(name.rsplit("/", 1)[-1] == labels for name in _zip_members(path)[1])
+def _zip_holds(path: Path, labels: str) -> bool:
+    """Whether the zip archive at `path` holds the labels file `labels`."""
+    archive, names = _zip_members(path)
+    archive.close()
+    return any(name.rsplit("/", 1)[-1] == labels for name in names)
 
 
 def dataset_root(path: str | Path, part: str = layout.TRAINING) -> Path | zipfile.Path:
@@ -151,7 +151,7 @@ def dataset_root(path: str | Path, part: str = layout.TRAINING) -> Path | zipfil
         raise FreiHANDError(f"{path}: dataset root missing, or neither a folder nor a zip archive")
     if not (path / labels).exists():
         inner = [d for d in path.iterdir() if d.is_dir() and (d / labels).is_file()]
-        archives = [f for f in path.iterdir() if f.suffix == ".zip" and f.is_file() and _holds(f, labels)]
+        archives = [f for f in path.iterdir() if f.suffix == ".zip" and f.is_file() and _zip_holds(f, labels)]
         if len(inner) + len(archives) == 1:  # e.g. the `data` stage's folder holding the linked zips
             return inner[0] if inner else dataset_root(archives[0], part)
     return path

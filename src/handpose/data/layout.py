@@ -22,7 +22,6 @@ from typing import TypeVar
 import numpy as np
 
 TRAINING, EVALUATION = "training", "evaluation"  # FreiHAND_pub_v2.zip's part, FreiHAND_pub_v2_eval.zip's
-PARTS = (TRAINING, EVALUATION)
 
 
 def labels_file(kind: str, part: str = TRAINING) -> str:
