@@ -45,7 +45,7 @@ def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca
     log = (tmp_path / "log.csv").read_text().splitlines()
     assert len(log) == 3
     header = log[0].split(",")
-    assert {"epoch", "lr", "lambda_asm", "loss", "loss_hm", "loss_pose", "loss_cos", "val_pose_error_mm"} <= set(header)
+    assert {"epoch", "lr", "lambda_asm", "loss", "loss_hm", "loss_pose", "loss_cos", "test_pose_error_mm"} <= set(header)
     assert ("loss_asm" in header) == (variant == "m_asm")
     ckpt = load_checkpoint(tmp_path / "models" / "seed0.pt")
     assert {"model", "optimizer", "epoch", "config"} <= set(ckpt) and ckpt["config"] == config
@@ -78,10 +78,10 @@ def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_spl
     assert sorted(p.name for p in (tmp_path / "models").glob("*.pt")) == ["seed1.pt", "seed3.pt"]
     seed_logs = [pd.read_csv(tmp_path / "models" / f"seed{s}.csv") for s in (1, 3)]
     log = pd.read_csv(tmp_path / "log.csv")
-    assert log["val_pose_error_mm"].iloc[0] == pytest.approx(
-        np.mean([x["val_pose_error_mm"].iloc[0] for x in seed_logs])
+    assert log["test_pose_error_mm"].iloc[0] == pytest.approx(
+        np.mean([x["test_pose_error_mm"].iloc[0] for x in seed_logs])
     )
-    assert "val_pose_error_mm_sd" in log
+    assert "test_pose_error_mm_sd" in log
     metrics = evaluate(
         tmp_path / "models",
         tiny_split["dir"],

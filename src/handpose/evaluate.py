@@ -56,9 +56,9 @@ def evaluate(
         seconds += time.perf_counter() - tic
         xyz.append(pred["xyz"])
         uv.append(pred["uv"])
-        val_errors = [row["val_pose_error_mm"] for row in checkpoint["log"]]
-        per_seed[seed] = {**pose_metrics(pred["xyz"], true_xyz), "converged_epoch": converged_epoch(val_errors)}
-        late_changes.append(late_change_pct(val_errors))
+        test_errors = [row["test_pose_error_mm"] for row in checkpoint["log"]]
+        per_seed[seed] = {**pose_metrics(pred["xyz"], true_xyz), "converged_epoch": converged_epoch(test_errors)}
+        late_changes.append(late_change_pct(test_errors))
     xyz, uv = np.stack(xyz), np.stack(uv)  # (S, N, 21, 3|2)
     true_uv = project(true_xyz, test_split["K"])
     # Every seed's predictions side by side, for the metrics that pool joints.

@@ -29,7 +29,7 @@ def convergence_figure(logs: dict[str, pd.DataFrame], path: str | Path) -> None:
     """Test error and the main loss terms per epoch, every variant on each panel."""
     frame = pd.concat([log.assign(variant=name) for name, log in logs.items()], ignore_index=True)
     panels = [
-        ("val_pose_error_mm", "test 3D pose error (mm)", False),
+        ("test_pose_error_mm", "test 3D pose error (mm)", False),
         ("loss_pose", "L_pose (unweighted)", True),
         ("loss_hm", "L_hm (unweighted)", True),
         ("loss", "total weighted loss", True),

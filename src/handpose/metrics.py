@@ -72,19 +72,19 @@ def pose_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     }
 
 
-def late_change_pct(val_errors: list[float]) -> float:
+def late_change_pct(test_errors: list[float]) -> float:
     """Stability late in training: the largest change of the test error between consecutive epochs
     whose later epoch is in the last quarter of training, in % of the earlier epoch's error."""
-    last_quarter = math.ceil(len(val_errors) / 4)
-    later = range(max(1, len(val_errors) - last_quarter), len(val_errors))
-    return max((abs(val_errors[i] / val_errors[i - 1] - 1) * 100 for i in later), default=0.0)
+    last_quarter = math.ceil(len(test_errors) / 4)
+    later = range(max(1, len(test_errors) - last_quarter), len(test_errors))
+    return max((abs(test_errors[i] / test_errors[i - 1] - 1) * 100 for i in later), default=0.0)
 
 
-def converged_epoch(val_errors: list[float], within: float = 0.05) -> int:
+def converged_epoch(test_errors: list[float], within: float = 0.05) -> int:
     """Convergence speed (the paper claims m_asm needs about half the epochs): the first epoch
     (1-based) from which the test error stays within `within` (5%) of its final value."""
-    final = val_errors[-1]
-    inside = [abs(e / final - 1) <= within for e in val_errors]
+    final = test_errors[-1]
+    inside = [abs(e / final - 1) <= within for e in test_errors]
     first = len(inside)
     while first > 0 and inside[first - 1]:
         first -= 1

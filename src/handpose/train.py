@@ -184,14 +184,14 @@ def train(
                     ("loss" if k == "loss" else f"loss_{k}"): float(distributed.all_sum(group, v)) / group.world / steps
                     for k, v in sums.items()
                 },
-                "val_pose_error_mm": _validation_error(model, test_split, group, tcfg.channels_last),
+                "test_pose_error_mm": _test_error(model, test_split, group, tcfg.channels_last),
             }
         )
         # Timings vary from run to run, so they stay out of the log, the checkpoint and the metrics.
         timings.append({"epoch": epoch + 1, "seconds": seconds, "samples_per_s": steps * tcfg.batch_size / seconds})
         log(
             f"{name} epoch {epoch + 1}: loss {rows[-1]['loss']:.4g}, "
-            f"val pose error {rows[-1]['val_pose_error_mm']:.2f} mm, {timings[-1]['samples_per_s']:.0f} samples/s"
+            f"test pose error {rows[-1]['test_pose_error_mm']:.2f} mm, {timings[-1]['samples_per_s']:.0f} samples/s"
         )
         if group.main:
             save_checkpoint(
@@ -226,7 +226,7 @@ def _placed(tcfg: TrainConfig) -> tuple[torch.device, distributed.Group]:
     return device, group
 
 
-def _validation_error(model: HandPoseNet, test_split: dict, group: distributed.Group, channels_last: bool) -> float:
+def _test_error(model: HandPoseNet, test_split: dict, group: distributed.Group, channels_last: bool) -> float:
     """The test pose error (mm); under torchrun each rank scores its share and the sums are all-reduced,
     so every rank gets the same number."""
     if group.world == 1:
