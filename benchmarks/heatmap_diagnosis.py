@@ -18,8 +18,9 @@ import torch
 from handpose.camera import project
 from handpose.data.split import load_split
 from handpose.heatmaps import gaussian_heatmaps, heatmap_to_image, soft_argmax
-from handpose.model.hourglass import StackedHourglass
-from handpose.model.pose_net import capped_depth, to_input
+from handpose.metrics import uv_error_px
+from handpose.model.hourglass import StackedHourglass, capped_depth
+from handpose.model.pose_net import to_input
 from handpose.skeleton import NUM_JOINTS
 
 
@@ -50,11 +51,11 @@ def main() -> None:
     true_uv = project(test["xyz"], test["K"])
 
     @torch.no_grad()
-    def uv_error_px() -> float:
+    def held_out_error() -> float:
         net.eval()
         uv = heatmap_to_image(soft_argmax(net(to_input(test_images, True))[0][-1]), image_size, side).numpy()
         net.train()
-        return round(float(np.linalg.norm(uv - true_uv, axis=-1).mean()), 2)
+        return round(uv_error_px(uv, true_uv), 2)
 
     generator, tic, step = torch.Generator().manual_seed(0), time.perf_counter(), 0
     for epoch in range(args.epochs):
@@ -69,9 +70,9 @@ def main() -> None:
             optimizer.step()
             total, step = total + float(loss.detach()), step + 1
             if args.eval_every and step % args.eval_every == 0:
-                print(json.dumps({"step": step, "uv_px": uv_error_px(), "s": round(time.perf_counter() - tic)}))
+                print(json.dumps({"step": step, "uv_px": held_out_error(), "s": round(time.perf_counter() - tic)}))
         report = {"epoch": epoch + 1, "hm_loss_rel_zero": round(total / steps / zero_loss, 3)}
-        print(json.dumps({**report, "uv_px": uv_error_px(), "s": round(time.perf_counter() - tic)}), flush=True)
+        print(json.dumps({**report, "uv_px": held_out_error(), "s": round(time.perf_counter() - tic)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,17 @@ import time
 
 import torch
 
-from handpose.checkpoints import build_model
-from handpose.config import LOSS_TERMS, VariantConfig, load_params, variant_config
-from handpose.losses import loss_terms
-from handpose.model.pose_net import root_relative_in_scale, to_input
+from handpose.config import ModelConfig, VariantConfig, load_params
+from handpose.configure import variant_config
+from handpose.losses import Batch, term_settings
+from handpose.model.pose_net import build_model, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
+from handpose.step import train_step
 
 PAPER_MODEL = {
     "input_size": 256,
-    "features": 256,
-    "stacks": 2,
-    "hourglass_depth": 4,
+    "backbone": "hourglass",
+    "hourglass": {"features": 256, "stacks": 2, "depth": 4},
     "mlp_depth": 2,
     "mlp_width": 1024,
     "uv": "argmax",
@@ -31,7 +31,7 @@ PAPER_MODEL = {
 
 def step_seconds(config: VariantConfig, batch: int, steps: int) -> dict:
     torch.manual_seed(0)
-    model = build_model(config, image_size=224)
+    model = build_model(config.model, image_size=224)
     channels_last = config.train.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -42,18 +42,15 @@ def step_seconds(config: VariantConfig, batch: int, steps: int) -> dict:
     xyz = torch.randn(batch, 21, 3) * 0.04 + torch.tensor([0, 0, 0.7])
     scale = torch.full((batch,), 0.03)
     targets = torch.rand(batch, 21, hm, hm)
-    names = [t for t in LOSS_TERMS if t in config.losses]
+    settings = {t: term_settings(t, values) for t, values in config.term_settings.items()}
     times = []
     for i in range(steps + 1):  # the first step warms up allocators and is not counted
         tic = time.perf_counter()
         out = model(to_input(images, channels_last), K, xyz[:, ROOT, 2], scale)
         pred = root_relative_in_scale(out["xyz"], xyz[:, ROOT], scale)
         true = root_relative_in_scale(xyz, xyz[:, ROOT], scale)
-        terms = loss_terms(names, out["heatmaps"], targets, pred, true, config.asm.k if config.asm else 6)
-        loss = sum(config.losses[n] * terms[n] for n in names)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        batch_of = Batch(pred, true, out["heatmaps"], targets)
+        train_step(optimizer, batch_of, config.losses, [], settings, where="model_speed", hint="")
         if i:
             times.append(time.perf_counter() - tic)
     mean = sum(times) / len(times)
@@ -76,7 +73,7 @@ def main() -> None:
     for size in args.sizes:
         sized = params.model_copy(deep=True)
         if size == "paper":
-            sized.model = sized.model.model_copy(update=PAPER_MODEL)
+            sized.model = ModelConfig.model_validate({**sized.model.model_dump(), **PAPER_MODEL})
         results["sizes"][size] = {
             variant: step_seconds(cfg := variant_config(sized, variant), cfg.train.batch_size, args.steps)
             for variant in sized.variants

@@ -18,19 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from handpose.camera import project
-from handpose.checkpoints import load_pretrained, predict, setup_torch
-from handpose.config import load_params, validate, variant_config
+from handpose.checkpoints import load_pretrained
+from handpose.config import load_params, validate
+from handpose.configure import variant_config
 from handpose.data.split import load_split
 from handpose.data.synthetic.arrays import render_arrays
-from handpose.heatmaps import gaussian_heatmaps, load_heatmaps
-from handpose.metrics import joint_errors_mm, pose_error_mm, procrustes_align
+from handpose.device import setup_torch
+from handpose.heatmap_targets import load_heatmaps
+from handpose.heatmaps import gaussian_heatmaps
+from handpose.inference import infer
+from handpose.metrics import joint_errors_mm, pose_error_mm, procrustes_align, uv_error_px
 from handpose.skeleton import SCALE_BONE
-from handpose.train import train
+from handpose.train import Splits, train
 
 # name: (what the paper does, the variant it matters to, changes to params.yaml, pretrained?)
 DIFFERENCES = {
     "default": ("(the default recipe)", "m_cos_2", {}, True),
-    "scratch": ("no pretrained hourglass", "m_cos_2", {}, False),
+    "scratch": ("no pretrained backbone", "m_cos_2", {}, False),
     "argmax": ("2D joints by argmax", "m_cos_2", {"model": {"uv": "argmax"}}, True),
     "lr_1e-4": ("lr 1e-4", "m_cos_2", {"train": {"lr": 1e-4}}, True),
     "epochs_16": ("more epochs (16; paper 100)", "m_cos_2", {"train": {"epochs": 16}}, True),
@@ -77,15 +81,13 @@ def run(name: str, params_path: str, split_dir: str, heatmaps_dir: str, pretrain
         heatmaps = gaussian_heatmaps(uv, 224, size, params.heatmap.sigma, np.float16)
     else:
         heatmaps = load_heatmaps(heatmaps_dir, len(train_split["images"]), size)
-    hourglass = load_pretrained(pretrained, config.model) if use_pretrained else None
+    backbone = load_pretrained(pretrained, config.model) if use_pretrained else None
     tic = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        model = train(
-            config, seed, train_split, heatmaps, test_split, Path(tmp) / "m.pt", Path(tmp) / "log.csv",
-            progress=False, pretrained=hourglass,
-        )  # fmt: skip
+        data = Splits(train_split, heatmaps, test_split)
+        model = train(config, seed, data, Path(tmp) / "m.pt", progress=False, pretrained=backbone)
     seconds = time.perf_counter() - tic
-    pred = predict(model, test_split)
+    pred = infer(model, test_split)
     true = test_split["xyz"]
     true_uv = project(true, test_split["K"])
     return {
@@ -94,7 +96,7 @@ def run(name: str, params_path: str, split_dir: str, heatmaps_dir: str, pretrain
         "variant": variant,
         "pose_error_mm": round(pose_error_mm(pred["xyz"], true), 2),
         "pa_mpjpe_mm": round(float(joint_errors_mm(procrustes_align(pred["xyz"], true), true).mean()), 2),
-        "uv_error_px": round(float(np.linalg.norm(pred["uv"] - true_uv, axis=-1).mean()), 2),
+        "uv_error_px": round(uv_error_px(pred["uv"], true_uv), 2),
         "train_seconds": round(seconds),
     }
 

@@ -22,7 +22,7 @@ from tests.dvc_project import new_project, run  # noqa: E402  (the tests' throwa
 PROJECT = {
     "variants": {"baseline": ["hm", "pose", "len", "dir"], "m_cos_2": ["hm", "pose", "cos"]},
     "data": {"n_synthetic": 1100, "n_train": 1000, "n_test": 100},
-    "model": {"input_size": 64, "features": 64, "mlp_width": 256},
+    "model": {"input_size": 64, "hourglass": {"features": 64, "stacks": 2, "depth": 4}, "mlp_width": 256},
     "train": {"epochs": 2},
     "pretrain": {"n_hands": 200, "passes": 1},
 }

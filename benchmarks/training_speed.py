@@ -26,16 +26,24 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from handpose.camera import project
-from handpose.checkpoints import build_model, predict
-from handpose.config import ModelConfig, VariantConfig, load_params, variant_config
+from handpose.config import ModelConfig, VariantConfig, load_params
+from handpose.configure import variant_config
 from handpose.data.freihand import open_freihand
 from handpose.data.synthetic import write_dataset
 from handpose.heatmaps import HEATMAP_CHUNK, gaussian_heatmaps
-from handpose.losses import loss_terms
-from handpose.model.pose_net import root_relative_in_scale, to_input
+from handpose.inference import infer
+from handpose.losses import Batch, term_settings
+from handpose.model.pose_net import build_model, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
+from handpose.step import train_step as one_step
 
-PAPER_MODEL = {"input_size": 256, "features": 256, "mlp_width": 1024, "uv": "argmax"}
+PAPER_MODEL = {
+    "input_size": 256,
+    "backbone": "hourglass",
+    "hourglass": {"features": 256, "stacks": 2, "depth": 4},
+    "mlp_width": 1024,
+    "uv": "argmax",
+}
 VARIANT = "m_cos_2"
 
 
@@ -63,19 +71,16 @@ def train_step(model, optimizer, config: VariantConfig, batch: dict, channels_la
         out = model(to_input(batch["image"], channels_last), batch["K"], xyz[:, ROOT, 2], scale)
     pred = root_relative_in_scale(out["xyz"], xyz[:, ROOT], scale)
     true = root_relative_in_scale(xyz, xyz[:, ROOT], scale)
-    names = list(config.losses)
-    terms = loss_terms(names, out["heatmaps"], batch["heatmaps"].float(), pred, true)
-    loss = sum(config.losses[n] * terms[n] for n in names)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    settings = {t: term_settings(t, values) for t, values in config.term_settings.items()}
+    terms = Batch(pred, true, out["heatmaps"], batch["heatmaps"].float())
+    one_step(optimizer, terms, config.losses, [], settings, where="training_speed", hint="")
 
 
 def samples_per_s(
     config: VariantConfig, batches, steps: int, channels_last: bool, bf16: bool, foreach: bool = True
 ) -> float:
     torch.manual_seed(0)
-    model = build_model(config, image_size=224)
+    model = build_model(config.model, image_size=224)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4, foreach=foreach)
@@ -108,7 +113,7 @@ def in_memory_batches(dataset: JpegDataset, batch: int):
 
 
 def inference_images_per_s(config: VariantConfig, batch: int, repeats: int) -> float:
-    model = build_model(config, image_size=224).eval()
+    model = build_model(config.model, image_size=224).eval()
     size = config.model.input_size
     split = {
         "images": np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8),
@@ -116,10 +121,10 @@ def inference_images_per_s(config: VariantConfig, batch: int, repeats: int) -> f
         "xyz": np.full((batch, 21, 3), 0.6, np.float32),
         "scale": np.full(batch, 0.03, np.float32),
     }
-    predict(model, split, batch_size=batch)  # warm-up
+    infer(model, split, batch_size=batch)  # warm-up
     tic = time.perf_counter()
     for _ in range(repeats):
-        predict(model, split, batch_size=batch, channels_last=config.train.channels_last)
+        infer(model, split, batch_size=batch, channels_last=config.train.channels_last)
     return batch * repeats / (time.perf_counter() - tic)
 
 
@@ -156,8 +161,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(Path(tmp) / "data", n=64, seed=0, workers=1, progress=False)
         for size in args.sizes:
-            model = params.model if size == "default" else params.model.model_copy(update=PAPER_MODEL)
-            config = variant_config(params.model_copy(update={"model": ModelConfig(**model.model_dump())}), VARIANT)
+            model = (
+                params.model
+                if size == "default"
+                else ModelConfig.model_validate({**params.model.model_dump(), **PAPER_MODEL})
+            )
+            config = variant_config(params.model_copy(update={"model": model}), VARIANT)
             steps = args.steps if size == "default" else max(2, args.steps // 10)
             dataset = JpegDataset(Path(tmp) / "data", config.model.input_size, params.heatmap.sigma)
             batch = config.train.batch_size
@@ -169,7 +178,7 @@ def main() -> None:
             bf16 = samples_per_s(config, in_memory_batches(dataset, batch), steps, config.train.channels_last, True)
             results[size] = {
                 "input_size": config.model.input_size,
-                "features": config.model.features,
+                "backbone": {config.model.backbone: config.model.backbone_settings},
                 "batch": batch,
                 "train_samples_per_s_ours": round(ours, 1),
                 "train_samples_per_s_reference": round(reference, 1),

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "data": {"n_synthetic": 40, "n_train": 24, "n_test": 8},
     "pretrain": {"n_hands": 8, "passes": 2},
-    "model": {"input_size": 32, "features": 16, "mlp_width": 32},
+    "model": {"input_size": 32, "hourglass": {"features": 16, "stacks": 2, "depth": 4}, "mlp_width": 32},
     "train": {"epochs": 2},
 }
 

@@ -12,14 +12,13 @@ import pytest
 import torch
 import yaml
 
-from handpose import train as train_module
 from handpose.cli import main
 from handpose.data import layout
 from handpose.data.split import choose_images
-from handpose.heatmaps import write_heatmaps
+from handpose.heatmap_targets import write_heatmaps
 
+from .conftest import tiny_config, train_tiny
 from .dvc_project import ROOT
-from .test_train import heatmaps, tiny_config
 
 
 def refused(capsys, argv: list[str], named: str) -> str:
@@ -55,7 +54,10 @@ PARAM_CASES = [  # (dotted key, value; None deletes the key), and what the messa
     ("train.threads", -1, "train.threads"),
     ("model.input_size", 12, "model.input_size"),
     ("model.input_size", 66, "model.input_size: must be a multiple of 4"),
-    ("model.features", 2, "model.features"),
+    ("model.features", 64, "model.features: unknown key"),
+    ("model.hourglass", {"features": 2, "stacks": 2, "depth": 4}, "model.hourglass.features"),
+    ("model.backbone", "resnet", "model.backbone: no module 'resnet'"),
+    ("loss.tip", 1.0, "loss.tip: unknown key"),
     ("model.uv", "argmin", "model.uv"),
     ("model.dropout", [0.3, 1.5], "model.dropout[1]"),
     ("heatmap.sigma", 1e-30, "heatmap.sigma"),
@@ -182,7 +184,7 @@ DATA_CASES = [  # (what is wrong, how, what the message must name)
 def tiny_params_file(tmp_path) -> Path:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"].update(n_synthetic=40, n_train=24, n_test=8)
-    raw["model"].update(input_size=32, features=16, mlp_width=32)
+    raw["model"].update(input_size=32, mlp_width=32, hourglass={"features": 16, "stacks": 2, "depth": 4})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     return tmp_path / "params.yaml"
 
@@ -221,11 +223,7 @@ def workspace(tiny_split, tiny_dataset, tmp_path_factory) -> Path:
     (root / "m_cos_2.json").write_text(json.dumps(config.model_dump()))
     shutil.copytree(tiny_split["dir"], root / "split")
     write_heatmaps(tiny_split["train"], root / "heatmaps", size=8, sigma=1.0)
-    split = tiny_split["train"]
-    train_module.train(
-        config, 0, split, heatmaps(split), tiny_split["test"], root / "models" / "seed0.pt", root / "l.csv",
-        progress=False,
-    )  # fmt: skip
+    train_tiny(config, tiny_split, root / "models" / "seed0.pt", progress=False)
     return root
 
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_params(tmp_path_factory) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["model"].update(input_size=32, features=16, mlp_width=32)
+    params["model"].update(input_size=32, mlp_width=32, hourglass={"features": 16, "stacks": 2, "depth": 4})
     path = tmp_path_factory.mktemp("bench") / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -32,9 +32,12 @@ def test_training_speed_compares_ours_with_the_reference_loop(tiny_params):
     out = run_benchmark("training_speed.py", "--params", str(tiny_params), "--steps", "2", "--sizes", "default")
     default = out["default"]
     assert default["train_samples_per_s_ours"] > 0 and default["train_samples_per_s_reference"] > 0
-    assert default["speedup"] == pytest.approx(
-        default["train_samples_per_s_ours"] / default["train_samples_per_s_reference"], rel=0.02
-    )
+    # speedup is ours / reference rounded to 0.01, from the speeds before the JSON rounds them to 0.1: it lies
+    # in the range of ratios the rounded speeds allow, widened by 0.005. No fixed relative bound fits: at a
+    # speedup of 0.2, the rounding to 0.01 alone moves it by 2.5%.
+    ours, reference = default["train_samples_per_s_ours"], default["train_samples_per_s_reference"]
+    low, high = (ours - 0.05) / (reference + 0.05), (ours + 0.05) / (reference - 0.05)
+    assert low - 0.005 - 1e-9 <= default["speedup"] <= high + 0.005 + 1e-9, (ours, reference, default["speedup"])
     assert out["heatmaps_per_s_21x64x64"] > 0 and out["peak_rss_mb"] > 0
     assert default["inference_images_per_s_batch1"] > 0 and default["inference_images_per_s_batch32"] > 0
 

@@ -11,7 +11,7 @@ from handpose.cli import main
 from handpose.data import layout
 from handpose.evaluate import evaluate
 
-from .test_train import heatmaps, tiny_config
+from .conftest import tiny_config, train_tiny
 
 
 class Payload:
@@ -49,19 +49,8 @@ def test_evaluate_refuses_a_crafted_checkpoint(crafted, tiny_split, tiny_dataset
 
 def test_resume_refuses_a_crafted_checkpoint(crafted, tiny_split, tmp_path):
     path, marker = crafted
-    split = tiny_split["train"]
     with pytest.raises(ValueError, match="seed0.pt"):
-        train_module.train(
-            tiny_config("m_cos_2", epochs=1),
-            0,
-            split,
-            heatmaps(split),
-            tiny_split["test"],
-            path,
-            tmp_path / "log.csv",
-            resume=True,
-            progress=False,
-        )
+        train_tiny(tiny_config("m_cos_2", epochs=1), tiny_split, path, resume=True, progress=False)
     assert not marker.exists()
 
 

@@ -4,14 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handpose.config import (
-    ConfigError,
-    load_params,
-    read_variant_config,
-    validate,
-    variant_config,
-    write_variant_configs,
-)
+from handpose.config import ConfigError, load_params, read_variant_config, validate
+from handpose.configure import check_terms, configure, variant_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +28,15 @@ def test_default_params_are_valid_and_hold_the_paper_variants(params):
         "m_cos_2": ["hm", "pose", "cos"],
         "m_asm": ["hm", "pose", "asm"],
     }
-    assert params.loss.model_dump() == {"hm": 0.1, "pose": 1.0, "len": 0.01, "dir": 0.1, "cos": 10.0, "asm": 100.0}
+    assert params.loss == {"hm": 0.1, "pose": 1.0, "len": 0.01, "dir": 0.1, "cos": 10.0, "asm": 100.0}
+
+
+def validate_all(raw: dict):
+    """What `handpose configure` checks: the schema, then the registries of loss terms and backbones."""
+    params = validate(raw)
+    check_terms(params)
+    variant_config(params, next(iter(params.variants)))  # the backbone's own settings
+    return params
 
 
 @pytest.mark.parametrize(
@@ -49,6 +51,20 @@ def test_default_params_are_valid_and_hold_the_paper_variants(params):
         (lambda p: p["train"].pop("epochs"), "train.epochs"),
         (lambda p: p["model"].update(uv="max"), "model.uv"),
         (lambda p: p["heatmap"].update(size=17), "heatmap.size"),
+        (lambda p: p["model"].update(features=64), "model.features: unknown key"),
+        (lambda p: p["model"]["hourglass"].update(features=2), "model.hourglass.features"),
+        (lambda p: p["model"]["hourglass"].update(depht=2), "model.hourglass.depht: unknown key"),
+        (lambda p: p["model"].update(backbone="resnet"), "model.backbone: no module 'resnet'"),
+        (
+            lambda p: p["model"].update(backbone="pose_net", pose_net={}),
+            "model.backbone: handpose.model.pose_net is not a backbone",
+        ),
+        (lambda p: p["model"].pop("hourglass"), "model.hourglass: missing"),
+        (lambda p: p["data"].update(source="kaggle"), "data.source: no module 'kaggle'"),
+        (lambda p: p["variants"].update(m_new=["hm", "hm"]), "variants.m_new: a term is listed twice"),
+        (lambda p: p["loss"].pop("cos"), "loss.cos: missing"),
+        (lambda p: p.pop("asm"), "asm: missing"),
+        (lambda p: p["asm"].update(k=0), "asm.k"),
         (lambda p: p["model"].update(dropout=[0.3, 1.5]), "model.dropout[1]"),
         (lambda p: p.update(trian={}), "trian"),
         (lambda p: p["data"].update(n_train=10**6), "data.n_train"),
@@ -60,8 +76,8 @@ def test_default_params_are_valid_and_hold_the_paper_variants(params):
 def test_bad_params_fail_naming_the_key(raw, edit, key):
     bad = copy.deepcopy(raw)
     edit(bad)
-    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
-        validate(bad)
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        validate_all(bad)
 
 
 def test_load_params_names_the_file(tmp_path):
@@ -75,17 +91,25 @@ def test_load_params_names_the_file(tmp_path):
 
 def test_variant_config_holds_only_its_own_terms(params):
     assert variant_config(params, "baseline").losses == {"hm": 0.1, "pose": 1.0, "len": 0.01, "dir": 0.1}
-    assert variant_config(params, "m_cos_2").asm is None and variant_config(params, "m_asm").asm == params.asm
+    assert variant_config(params, "m_cos_2").term_settings == {}
+    assert variant_config(params, "m_asm").term_settings == {"asm": params.sections["asm"]}
     with pytest.raises(ConfigError, match="variants.nope"):
         variant_config(params, "nope")
 
 
 def test_changing_cos_rewrites_only_the_cos_variants(params, raw, tmp_path):
-    before = {p.stem: p.read_bytes() for p in write_variant_configs(params, tmp_path / "a")}
+    before = {p.stem: p.read_bytes() for p in configure(params, tmp_path / "a")}
     changed = copy.deepcopy(raw)
     changed["loss"]["cos"] = 5
-    after = {p.stem: p.read_bytes() for p in write_variant_configs(validate(changed), tmp_path / "b")}
+    after = {p.stem: p.read_bytes() for p in configure(validate(changed), tmp_path / "b")}
     assert {v for v in before if before[v] != after[v]} == {"m_cos_1", "m_cos_2"}
+
+
+def test_settings_of_an_unused_backbone_leave_every_config_as_it_is(params, raw, tmp_path):
+    before = {p.stem: p.read_bytes() for p in configure(params, tmp_path / "a")}
+    raw["model"]["other"] = {"width": 3}  # another backbone's settings, kept for later
+    after = {p.stem: p.read_bytes() for p in configure(validate(raw), tmp_path / "b")}
+    assert before == after
 
 
 def test_params_yaml_round_trips(params, tmp_path):
@@ -128,7 +152,7 @@ def test_derived_values_are_derived(params):
 
 
 def test_read_variant_config_round_trips_and_names_a_bad_file(params, tmp_path):
-    for path in write_variant_configs(params, tmp_path):
+    for path in configure(params, tmp_path / "configs"):
         assert read_variant_config(path) == variant_config(params, path.stem)
     bad = tmp_path / "bad.json"
     bad.write_text('{"variant": "x"}')

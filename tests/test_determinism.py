@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from handpose.heatmaps import write_heatmaps
+from handpose.heatmap_targets import write_heatmaps
 
-from .test_train import tiny_config
+from .conftest import tiny_config
 
 
 def train_in_a_process(config: Path, split: Path, heatmaps: Path, out: Path) -> None:

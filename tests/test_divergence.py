@@ -12,10 +12,9 @@ from handpose.cli import main
 from handpose.data import layout
 from handpose.data.split import write_split
 from handpose.evaluate import evaluate
-from handpose.heatmaps import write_heatmaps
+from handpose.heatmap_targets import write_heatmaps
 
-from .conftest import data_config
-from .test_train import heatmaps, tiny_config
+from .conftest import data_config, tiny_config, train_tiny
 
 
 def diverging_config(**train):
@@ -24,18 +23,14 @@ def diverging_config(**train):
 
 
 def test_a_non_finite_loss_stops_training_naming_variant_seed_epoch_step_and_term(tiny_split, tmp_path):
-    split = tiny_split["train"]
-    (tmp_path / "old.csv").write_text("an older run's log\n")
+    (tmp_path / "m.csv").write_text("an older run's log\n")
     with pytest.raises(train_module.TrainingDiverged) as caught:
-        train_module.train(
-            diverging_config(), 0, split, heatmaps(split), tiny_split["test"], tmp_path / "m.pt", tmp_path / "old.csv",
-            progress=False,
-        )  # fmt: skip
+        train_tiny(diverging_config(), tiny_split, tmp_path / "m.pt", progress=False)
     message = str(caught.value)
     assert message.startswith("m_cos_2 seed 0: training diverged at epoch ") and ", step " in message
     assert "loss" in message and ("nan" in message or "inf" in message), message
     assert "\n" not in message
-    assert not (tmp_path / "old.csv").exists()  # the older run's log does not pass for this one's
+    assert not (tmp_path / "m.csv").exists()  # the older run's log does not pass for this one's
     if (tmp_path / "m.pt").exists():  # an epoch finished before it diverged: kept, but marked unfinished
         assert load_checkpoint(tmp_path / "m.pt")["epoch"] + 1 < 2
 
@@ -56,12 +51,8 @@ def test_the_train_command_fails_in_one_line_and_writes_no_log(tiny_split, tmp_p
 def trained(tiny_split, tmp_path_factory):
     """A finished 2-epoch tiny model: models/seed0.pt."""
     root = tmp_path_factory.mktemp("trained")
-    split = tiny_split["train"]
     model_path = root / "models" / "seed0.pt"
-    train_module.train(
-        tiny_config("m_cos_2", epochs=2), 0, split, heatmaps(split), tiny_split["test"], model_path, root / "l.csv",
-        progress=False,
-    )  # fmt: skip
+    train_tiny(tiny_config("m_cos_2", epochs=2), tiny_split, model_path, progress=False)
     return model_path
 
 

@@ -2,7 +2,9 @@
 
 A stage runs `handpose <command>`: cli.py, then the imports inside that command's `cmd_*` function,
 then everything those modules import within the package, transitively (imports inside functions
-count too: the stage may call them). A dep on a folder stands for every module in it.
+count too: the stage may call them). A package that loads its modules by name (the backbones of
+handpose.model, the sources of handpose.data.sources) may run any of them. A dep on a folder stands
+for every module in it.
 """
 
 import ast
@@ -36,6 +38,9 @@ def imported_modules(node: ast.AST) -> set[str]:
     return {name for name in names if (path := module_file(name)) is not None and path.is_file()}
 
 
+LOADS_BY_NAME = 'importlib.import_module(f"{__name__}.'
+
+
 def closure(modules: set[str]) -> set[Path]:
     """Every file those modules run: themselves, their parent packages' __init__, and their imports."""
     seen, todo = set(), list(modules)
@@ -45,7 +50,10 @@ def closure(modules: set[str]) -> set[Path]:
             continue
         seen.add(name)
         todo += [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]  # parent packages
-        todo += imported_modules(ast.parse(module_file(name).read_text()))
+        source = module_file(name).read_text()
+        todo += imported_modules(ast.parse(source))
+        if LOADS_BY_NAME in source:
+            todo += [f"{name}.{p.stem}" for p in module_file(name).parent.glob("*.py") if p.stem != "__init__"]
     files = {module_file(name) for name in seen}
     return {f for f in files if f.read_text().strip()}  # empty __init__.py files run no code
 

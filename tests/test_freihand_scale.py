@@ -12,9 +12,10 @@ import yaml
 from handpose.cli import main
 from handpose.data import layout
 from handpose.data.freihand import open_freihand, read_rgb, read_visibility
-from handpose.data.split import load_split, to_input_size
+from handpose.data.images import to_input_size
+from handpose.data.split import load_split
 from handpose.data.synthetic import write_dataset
-from handpose.heatmaps import load_heatmaps
+from handpose.heatmap_targets import load_heatmaps
 
 from .dvc_project import ROOT
 from .test_download import Server
@@ -50,7 +51,8 @@ def test_versions_show_one_hand_over_new_backgrounds_and_only_the_first_has_mask
     data = open_freihand(both_parts)
     assert (data.num_poses, data.num_images) == (POSES, POSES * VERSIONS)
     first, third = data.read_rgb(2), data.read_rgb(2 * POSES + 2)  # pose 2, versions 0 and 2
-    assert np.abs(first.astype(int) - third).mean() > 10  # a new background and new colours
+    # A new background and new colours move the mean by tens of levels; JPEG's noise alone, by a few.
+    assert np.abs(first.astype(int) - third).mean() > 10
     assert len(list(layout.mask_dir(both_parts).iterdir())) == POSES
     assert read_visibility(both_parts).shape == (POSES * VERSIONS, 21)  # occluders differ per version
     evaluation = open_freihand(both_parts, layout.EVALUATION)
@@ -68,7 +70,7 @@ def test_version_zero_is_the_single_version_dataset(both_parts: Path, tmp_path: 
 def _params(tmp_path: Path, **data) -> list[str]:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"].update(data)
-    raw["model"].update(input_size=32, features=16)
+    raw["model"].update(input_size=32, hourglass={"features": 16, "stacks": 2, "depth": 4})
     raw["train"].update(epochs=1, batch_size=4)
     raw["pretrain"].update(n_hands=0)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
@@ -132,7 +134,7 @@ def test_n_train_all_takes_every_pose_the_held_out_test_does_not(both_parts: Pat
 
 def test_the_synthetic_data_stage_writes_an_evaluation_part_when_the_test_uses_it(tmp_path: Path) -> None:
     params = _params(tmp_path, n_synthetic=8, n_train=6, n_test=4, test_on="freihand_eval")
-    assert main(["data", *params, "--out", str(tmp_path / "freihand"), "-q", "--workers", "1"]) == 0
+    assert main(["data", *params, "--out", str(tmp_path / "freihand"), "-q"]) == 0
     assert open_freihand(tmp_path / "freihand", layout.EVALUATION).num_images == 4
     _stages(params, tmp_path, tmp_path / "freihand")
     assert str(load_split(tmp_path / "split", "test")["part"]) == layout.EVALUATION

@@ -29,6 +29,10 @@ def test_make_paper_sets_valid_params_with_the_papers_values():
     params = validate(raw)
     assert (params.data.source, params.data.split, params.data.versions) == ("freihand", "paper", [0])
     assert (params.data.n_train, params.data.n_test, params.train.epochs) == (3200, 200, 100)
-    assert (params.model.input_size, params.model.features, params.model.uv) == (256, 256, "argmax")
+    assert (params.model.input_size, params.model.backbone_settings["features"], params.model.uv) == (
+        256,
+        256,
+        "argmax",
+    )
     assert params.train.lr == 1e-4 and params.pretrain.n_hands == 0
     assert params.train_of("m_asm").batch_size == 25 and params.train_of("baseline").batch_size == 8

@@ -1,25 +1,25 @@
 """The `pretrain` stage: its hands are the renderer's own (what the split stage would decode), distinct
-from the dataset's, and every variant's hourglass starts from its weights, which must fit the model."""
+from the dataset's, and every variant's backbone starts from its weights, which must fit the model."""
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from handpose.checkpoints import build_model, load_pretrained
+from handpose.checkpoints import load_pretrained
 from handpose.config import ConfigError, validate
 from handpose.data.freihand import open_freihand
-from handpose.data.split import to_input_size
+from handpose.data.images import to_input_size
 from handpose.data.synthetic.arrays import render_arrays
+from handpose.model.pose_net import build_model
 from handpose.pretrain import pretrain
 
-from .conftest import ROOT
-from .test_train import tiny_config
+from .conftest import ROOT, tiny_config
 
 
 def tiny_params(**pretrain):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["model"].update(input_size=32, features=16, mlp_width=32)
+    raw["model"].update(input_size=32, mlp_width=32, hourglass={"features": 16, "stacks": 2, "depth": 4})
     raw["pretrain"].update(pretrain)
     return validate(raw)
 
@@ -42,26 +42,29 @@ def test_rendered_arrays_do_not_depend_on_the_worker_count_and_differ_by_seed():
     assert not np.array_equal(one["xyz"], other["xyz"])
 
 
-def test_pretraining_writes_hourglass_weights_that_every_variant_loads(tmp_path):
+def test_pretraining_writes_backbone_weights_that_every_variant_loads(tmp_path):
     params = tiny_params(n_hands=16, passes=2, batch_size=8)
     pretrain(params, tmp_path / "pretrain.pt", tmp_path / "log.csv", tmp_path / "t.json", progress=False)
     log = (tmp_path / "log.csv").read_text().splitlines()
     assert log[0] == "step,samples_seen,loss_hm,held_out_uv_error_px" and len(log) == 1 + 4  # 2 x 2 steps, each logged
     assert np.isfinite([float(row.split(",")[-1]) for row in log[1:]]).all()
     weights = load_pretrained(tmp_path / "pretrain.pt", params.model)
-    model = build_model(tiny_config("m_cos_2"), 224)
-    fresh = {k: v.clone() for k, v in model.hourglass.state_dict().items()}
-    model.hourglass.load_state_dict(weights)  # strict: every key and shape fits
-    changed = [k for k, v in model.hourglass.state_dict().items() if not torch.equal(v, fresh[k])]
+    model = build_model(tiny_config("m_cos_2").model, 224)
+    fresh = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    model.backbone.load_state_dict(weights)  # strict: every key and shape fits
+    changed = [k for k, v in model.backbone.state_dict().items() if not torch.equal(v, fresh[k])]
     assert changed and all(k in weights for k in changed)
 
 
-def test_pretrained_weights_for_another_hourglass_are_refused_naming_the_setting(tmp_path):
+def test_pretrained_weights_for_another_backbone_are_refused_naming_the_setting(tmp_path):
     pretrain(
         tiny_params(n_hands=8, batch_size=8), tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t", progress=False
     )
-    other = tiny_params().model.model_copy(update={"features": 32})
-    with pytest.raises(ValueError, match=r"p\.pt: pretrained for other hourglass settings \(model\.features 16 there"):
+    raw = tiny_params().model.model_dump()
+    other = type(tiny_params().model).model_validate({**raw, "hourglass": {**raw["hourglass"], "features": 32}})
+    with pytest.raises(
+        ValueError, match=r"p\.pt: pretrained for another backbone \(model\.hourglass\.features 16 there"
+    ):
         load_pretrained(tmp_path / "p.pt", other)
 
 
@@ -80,6 +83,8 @@ def test_pretraining_hands_must_not_be_the_datasets_own():
 
 def test_a_diverging_pretraining_stops_naming_the_step_and_writes_nothing(tmp_path):
     params = tiny_params(n_hands=16, passes=2, batch_size=8, lr=1e9)
-    with pytest.raises(ValueError, match=r"pretrain: L_hm = (nan|inf) at step \d+/4; lower pretrain\.lr"):
+    with pytest.raises(
+        ValueError, match=r"pretrain: training diverged at step \d+/4: loss_hm = (nan|inf); lower pretrain\.lr"
+    ):
         pretrain(params, tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t.json", progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -40,3 +40,11 @@ def lift(uv: Array, depth: Array, K: Array) -> Array:
     uv1 = torch.cat([uv, ones], -1) if isinstance(uv, torch.Tensor) else np.concatenate([uv, ones], -1)
     rays = uv1 @ _inverse(K).swapaxes(-1, -2)
     return rays * depth[..., None]
+
+
+def square_to_frame(K: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """K of the FRAME_SIZE frame made from the square (x0, y0, side) of an image (a crop, or with
+    negative x0 / y0 a padding), resized to FRAME_SIZE."""
+    crop = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
+    resize = np.diag([FRAME_SIZE / side, FRAME_SIZE / side, 1.0])
+    return resize @ crop @ np.asarray(K, np.float64)

@@ -1,5 +1,5 @@
-"""Checkpoints: save, load (tensors and plain data only: loading never runs code), build the model
-they hold, and run it over a split. Train, evaluate and predict all go through here."""
+"""Checkpoints: save, load (tensors and plain data only: loading never runs code), and build the model
+they hold. Train, evaluate and predict all go through here."""
 
 from __future__ import annotations
 
@@ -8,33 +8,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from pydantic import ValidationError
 
 from handpose.atomic import atomic_path
-from handpose.config import ModelConfig, TrainConfig, VariantConfig
-from handpose.model.pose_net import HOURGLASS_SETTINGS, HandPoseNet, to_input
-from handpose.skeleton import ROOT
-
-
-def build_model(config: VariantConfig, image_size: int) -> HandPoseNet:
-    return HandPoseNet(**config.model.model_dump(), image_size=image_size)
-
-
-def setup_torch(train: TrainConfig) -> torch.device:
-    """The device `train.device` names (auto = the GPU when there is one), with `train.threads` CPU
-    threads and deterministic kernels: the same inputs give the same bytes on one machine, and a
-    fixed thread count keeps the CPU's reduction order the same across machines."""
-    if train.threads:
-        torch.set_num_threads(train.threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    name = train.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device: 'cuda' requested but no CUDA GPU is available")
-    return torch.device(name)
+from handpose.config import ModelConfig, VariantConfig
+from handpose.model.pose_net import HandPoseNet, build_model
 
 
 def save_checkpoint(path: str | Path, config: VariantConfig, image_size: int, **state: Any) -> None:
@@ -65,30 +44,37 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     return _safe_load(Path(path), device, "train", parse)
 
 
-def save_pretrained(path: str | Path, model: ModelConfig, hourglass: dict | None, log: list[dict]) -> None:
-    """The `pretrain` stage's output: the hourglass weights (None: no pretraining), the settings they
-    fit, and the held-out log."""
-    settings = model.model_dump(include=set(HOURGLASS_SETTINGS))
+def pretrained_for(model: ModelConfig) -> dict[str, Any]:
+    """What pretrained backbone weights depend on: the input size, the backbone and its settings."""
+    return {"input_size": model.input_size, "backbone": model.backbone, "settings": model.backbone_settings}
+
+
+def save_pretrained(path: str | Path, model: ModelConfig, weights: dict | None, log: list[dict]) -> None:
+    """The `pretrain` stage's output: the backbone's weights (None: no pretraining), what they fit
+    (`pretrained_for`), and the held-out log."""
     with atomic_path(path) as tmp:
-        torch.save({"hourglass": hourglass, "settings": settings, "log": log}, tmp)
+        torch.save({"weights": weights, "fits": pretrained_for(model), "log": log}, tmp)
 
 
 def load_pretrained(path: str | Path, model: ModelConfig, device: torch.device | str = "cpu") -> dict | None:
-    """The pretrained hourglass weights for `model` (None: the stage ran with no pretraining); refuses
-    weights made for other hourglass settings, naming them."""
+    """The pretrained backbone weights for `model` (None: the stage ran with no pretraining); refuses
+    weights made for another backbone or other settings, naming them."""
 
     def check(checkpoint: dict) -> None:
-        checkpoint["hourglass"], checkpoint["settings"]  # noqa: B018 (KeyError: not a pretrain file)
+        checkpoint["weights"], checkpoint["fits"]  # noqa: B018 (KeyError: not a pretrain file)
 
     checkpoint = _safe_load(Path(path), device, "pretrain", check)
-    wanted = model.model_dump(include=set(HOURGLASS_SETTINGS))
-    if checkpoint["hourglass"] is not None and checkpoint["settings"] != wanted:
-        theirs = checkpoint["settings"]
-        differ = ", ".join(
-            f"model.{k} {theirs.get(k)} there, {v} here" for k, v in wanted.items() if theirs.get(k) != v
-        )
-        raise ValueError(f"{path}: pretrained for other hourglass settings ({differ}); rerun the `pretrain` stage")
-    return checkpoint["hourglass"]
+    theirs, wanted = _flat(checkpoint["fits"]), _flat(pretrained_for(model))
+    if checkpoint["weights"] is not None and theirs != wanted:
+        differ = ", ".join(f"{k} {theirs.get(k)} there, {v} here" for k, v in wanted.items() if theirs.get(k) != v)
+        raise ValueError(f"{path}: pretrained for another backbone ({differ}); rerun the `pretrain` stage")
+    return checkpoint["weights"]
+
+
+def _flat(fits: dict[str, Any]) -> dict[str, Any]:
+    """`pretrained_for`'s record as params keys: model.input_size, model.backbone, model.<backbone>.<key>."""
+    settings = {f"model.{fits.get('backbone')}.{k}": v for k, v in (fits.get("settings") or {}).items()}
+    return {"model.input_size": fits.get("input_size"), "model.backbone": fits.get("backbone"), **settings}
 
 
 def load_model(path: str | Path) -> tuple[HandPoseNet, dict[str, Any]]:
@@ -107,7 +93,7 @@ def load_model(path: str | Path) -> tuple[HandPoseNet, dict[str, Any]]:
         raise ValueError(
             f"{path}: {len(bad)} of {total} weight tensors hold NaN or inf (first: {bad[0]}); the run diverged"
         )
-    model = build_model(checkpoint["config"], checkpoint["image_size"])
+    model = build_model(checkpoint["config"].model, checkpoint["image_size"])
     try:
         model.load_state_dict(checkpoint.pop("model"))
     except RuntimeError as err:
@@ -128,22 +114,3 @@ def seed_checkpoints(model_dir: str | Path, must_exist: bool = True) -> dict[int
     if not found and must_exist:
         raise FileNotFoundError(f"{model_dir}: no seed<k>.pt checkpoints (run the `train` stage)")
     return dict(sorted(found.items()))
-
-
-@torch.no_grad()
-def predict(
-    model: HandPoseNet, split: dict[str, np.ndarray], batch_size: int = 64, channels_last: bool = False
-) -> dict[str, np.ndarray]:
-    """Run the model over a whole split (ground-truth root depth and scale given, as in the paper),
-    on whichever device the model is on."""
-    model.eval()
-    device = next(model.parameters()).device
-    xyz, uv = [], []
-    for start in range(0, len(split["images"]), batch_size):
-        sl = slice(start, start + batch_size)
-        K, true_xyz, scale = (torch.from_numpy(split[key][sl]).to(device) for key in ("K", "xyz", "scale"))
-        images = torch.from_numpy(np.array(split["images"][sl])).to(device)  # a copy: memory-mapped rows are read-only
-        out = model(to_input(images, channels_last), K, true_xyz[:, ROOT, 2], scale)
-        xyz.append(out["xyz"].cpu().numpy())
-        uv.append(out["uv"].cpu().numpy())
-    return {"xyz": np.concatenate(xyz), "uv": np.concatenate(uv)}

@@ -13,30 +13,25 @@ PARAMS_HELP = "the pipeline's params.yaml (default: %(default)s)"
 
 
 def cmd_configure(args: argparse.Namespace) -> None:
-    from handpose.config import load_params, write_variant_configs
+    from handpose.config import load_params
+    from handpose.configure import configure
 
-    for path in write_variant_configs(load_params(args.params), args.out):
+    for path in configure(load_params(args.params), args.out):
         print(f"wrote {path}")
 
 
 def cmd_data(args: argparse.Namespace) -> None:
     from handpose.config import load_params
-    from handpose.data.fetch import fetch_freihand
-    from handpose.data.synthetic import write_dataset
+    from handpose.data.sources import prepare
 
-    data = load_params(args.params).data
-    if data.source == "freihand":
-        fetch_freihand(data, args.out, progress=not args.quiet)
-    else:
-        write_dataset(
-            args.out,
-            n=data.n_synthetic,
-            seed=data.seed,
-            workers=args.workers,
-            progress=not args.quiet,
-            versions=data.synthetic_versions,
-            n_eval=data.n_test if data.test_on == "freihand_eval" else 0,
-        )
+    prepare(load_params(args.params).data, args.out, progress=not args.quiet)
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from handpose.data.convert import convert
+
+    n = convert(args.images, args.labels, args.out, progress=not args.quiet)
+    print(f"wrote {args.out}: {n} images in the FreiHAND v2 layout (read it with data.source: freihand)")
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -50,7 +45,7 @@ def cmd_split(args: argparse.Namespace) -> None:
 def cmd_heatmaps(args: argparse.Namespace) -> None:
     from handpose.config import load_params
     from handpose.data.split import load_split
-    from handpose.heatmaps import write_heatmaps
+    from handpose.heatmap_targets import write_heatmaps
 
     params = load_params(args.params)
     split = load_split(args.split, "train")
@@ -143,12 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("configure", cmd_configure, "validate params.yaml and write one resolved config per variant")
     p.add_argument("--out", default="configs", help="folder for <variant>.json (default: %(default)s)")
 
-    p = stage("data", cmd_data, "render the synthetic dataset in FreiHAND v2's layout, or fetch the real one")
-    p.add_argument("--out", default="data/freihand", help="dataset folder (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+    p = stage("data", cmd_data, "write the dataset data.source names, in FreiHAND v2's layout (render or fetch it)")
+    p.add_argument("--out", default="data/dataset", help="dataset folder (default: %(default)s)")
 
     p = stage("split", cmd_split, "choose the train/test poses and decode their images into arrays")
-    p.add_argument("--dataset", default="data/freihand", help="a FreiHAND-layout folder (default: %(default)s)")
+    p.add_argument("--dataset", default="data/dataset", help="a FreiHAND-layout folder (default: %(default)s)")
     p.add_argument("--out", default="data/split", help="folder for train.npz and test.npz (default: %(default)s)")
 
     p = stage("heatmaps", cmd_heatmaps, "Gaussian heatmap targets for the training split")
@@ -190,12 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timings", required=True, help="JSON of inference time (not a result), e.g. timings/evaluate/<variant>.json"
     )
-    p.add_argument("--dataset", default="data/freihand", help="for per-joint visibility (default: %(default)s)")
+    p.add_argument("--dataset", default="data/dataset", help="for per-joint visibility (default: %(default)s)")
 
     p = stage("report", cmd_report, "compare all variants with the paper's Table 1; draw the figures")
     p.add_argument("--predictions", default="predictions", help="folder of <variant>.npz (default: %(default)s)")
     p.add_argument("--logs", default="plots/train", help="folder of <variant>.csv logs (default: %(default)s)")
-    p.add_argument("--dataset", default="data/freihand", help="for the example images (default: %(default)s)")
+    p.add_argument("--dataset", default="data/dataset", help="for the example images (default: %(default)s)")
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--summary", default="metrics/summary.json", help="(default: %(default)s)")
     p.add_argument("--markdown", default="metrics/summary.md", help="(default: %(default)s)")
@@ -216,11 +210,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage(
         "contact-sheet", cmd_contact_sheet, "draw dataset samples with their skeletons into one image", params=False
     )
-    p.add_argument("--dataset", default="data/freihand", help="a FreiHAND-layout folder (default: %(default)s)")
+    p.add_argument("--dataset", default="data/dataset", help="a FreiHAND-layout folder (default: %(default)s)")
     p.add_argument("--out", default="docs/contact_sheet.jpg", help="image to write (default: %(default)s)")
     p.add_argument("--n", type=int, default=16, help="samples (default: %(default)s)")
     p.add_argument("--cols", type=int, default=4, help="samples per row (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="which samples (default: %(default)s)")
+
+    p = stage(
+        "convert",
+        cmd_convert,
+        "convert a folder of your images and a labels JSON into FreiHAND v2's layout (docs/data.md)",
+        params=False,
+    )
+    p.add_argument("--images", required=True, help="the folder holding the images the labels name")
+    p.add_argument(
+        "--labels",
+        required=True,
+        help='JSON list, one entry per image: {"image": file, "xyz": 21x3 metres, "K": 3x3, "scale": optional}',
+    )
+    p.add_argument("--out", required=True, help="the layout folder to write, e.g. data/raw/mydata")
 
     p = stage("plots-template", cmd_plots_template, "write the offline HTML page for `dvc plots show`", params=False)
     p.add_argument("--out", default=".dvc/plots/offline.html", help="(default: %(default)s, see .dvc/config)")

@@ -7,16 +7,12 @@ allowed values; rules that tie keys together are checked in `_check_relations`.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
-
-LossTerm = Literal["hm", "pose", "len", "dir", "cos", "asm"]
-LOSS_TERMS: tuple[str, ...] = get_args(LossTerm)
 
 
 class ConfigError(ValueError):
@@ -46,7 +42,8 @@ Positive = Annotated[Number, Field(gt=0)]
 PositiveInt = Annotated[Int, Field(gt=0)]
 BatchSize = Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one sample
 Weight = Annotated[Number, Field(ge=0, le=1e6)]  # larger overflows float32 losses
-VariantName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # it names files and stages
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # it names files, stages or modules
+VariantName = Name
 
 
 class Section(BaseModel):
@@ -54,7 +51,7 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    source: Literal["synthetic", "freihand"]  # the offline renderer | the real dataset
+    source: Name  # a module of handpose.data.sources: synthetic (the offline renderer) | freihand (its layout)
     n_synthetic: PositiveInt  # poses the renderer writes (synthetic only)
     synthetic_versions: Annotated[Int, Field(ge=1, le=16)]  # renderings of each pose (FreiHAND: 4)
     freihand_path: str  # FreiHAND_pub_v2.zip or the folder it unzips to (freihand only)
@@ -85,10 +82,12 @@ class HeatmapConfig(Section):
 
 
 class ModelConfig(Section):
+    # Beside these keys: each backbone's settings, a mapping under its name (model.hourglass), checked
+    # against the backbone's own schema (handpose.model) by the stages that build it.
+    model_config = ConfigDict(extra="allow")
+
     input_size: Annotated[Int, Field(ge=16)]  # heatmaps >= 4x4: the latent net pools them to 4x4
-    features: Annotated[Int, Field(ge=4)]  # the stem starts with features / 4 channels
-    stacks: PositiveInt
-    hourglass_depth: PositiveInt
+    backbone: Name  # a module of handpose.model: maps images to per-stack heatmaps and features
     mlp_depth: Annotated[Int, Field(ge=0)]
     mlp_width: PositiveInt
     dropout: list[Annotated[Number, Field(ge=0, lt=1)]]
@@ -96,8 +95,19 @@ class ModelConfig(Section):
 
     @property
     def heatmap_size(self) -> int:
-        """The hourglass works at a quarter of the input's resolution."""
+        """Every backbone's heatmaps are a quarter of the input's resolution."""
         return self.input_size // 4
+
+    @property
+    def backbone_settings(self) -> dict[str, Any]:
+        """The settings of the chosen backbone (the mapping under its name)."""
+        return (self.model_extra or {}).get(self.backbone, {})
+
+    def with_only_its_backbone(self, settings: dict[str, Any]) -> ModelConfig:
+        """This config with `settings` as its backbone's, and without the settings of backbones it does
+        not use (so that changing those leaves a variant's config, and so its DVC stage, as it is)."""
+        own = {k: v for k, v in self.model_dump().items() if k in type(self).model_fields}
+        return ModelConfig.model_validate({**own, self.backbone: settings})
 
 
 class TrainConfig(Section):
@@ -120,32 +130,20 @@ class TrainConfig(Section):
         return seeds
 
 
-class AsmConfig(Section):
-    k: PositiveInt
-    pca: Literal["batch", "dataset"]
-    schedule: Annotated[list[Annotated[Number, Field(ge=0, le=1)]], Field(min_length=1)]  # factors of loss.asm
-
-
-class LossWeights(Section):
-    hm: Weight
-    pose: Weight
-    len: Weight
-    dir: Weight
-    cos: Weight
-    asm: Weight
-
-
 class Params(Section):
-    """params.yaml, whole."""
+    """params.yaml, whole. Loss terms are by name here (`loss:` their weights, `variants:` which each
+    variant uses); handpose.losses registers them and `configure` checks these names against it.
+    Beside the sections below, a loss term with settings of its own has a section of its name (`asm:`)."""
+
+    model_config = ConfigDict(extra="allow")
 
     data: DataConfig
     pretrain: PretrainConfig
     heatmap: HeatmapConfig
     model: ModelConfig
     train: TrainConfig
-    loss: LossWeights
-    asm: AsmConfig
-    variants: Annotated[dict[VariantName, Annotated[list[LossTerm], Field(min_length=1)]], Field(min_length=1)]
+    loss: dict[Name, Weight]  # the weight of each term whenever a variant uses it
+    variants: Annotated[dict[VariantName, Annotated[list[Name], Field(min_length=1)]], Field(min_length=1)]
     variant_train: dict[str, dict[str, Any]]  # per-variant changes to `train:`, checked in _check_relations
 
     def train_of(self, variant: str) -> TrainConfig:
@@ -154,20 +152,26 @@ class Params(Section):
         try:
             return TrainConfig.model_validate({**self.train.model_dump(), **overrides})
         except ValidationError as err:
-            raise ConfigError(_describe(err, prefix=f"variant_train.{variant}", model=TrainConfig)) from None
+            raise ConfigError(describe(err, prefix=f"variant_train.{variant}", model=TrainConfig)) from None
+
+    @property
+    def sections(self) -> dict[str, Any]:
+        """The sections beside the schema's own: the settings of loss terms (checked by `configure`)."""
+        return dict(self.model_extra or {})
 
 
 class VariantConfig(Section):
-    """Everything training and evaluation need for one variant (configs/<variant>.json)."""
+    """Everything training and evaluation need for one variant (configs/<variant>.json), written by
+    the `configure` stage."""
 
     variant: VariantName
-    losses: dict[LossTerm, float]  # only the variant's own terms
+    losses: dict[Name, float]  # the variant's own terms and their weights, in handpose.losses.TERMS order
+    term_settings: dict[Name, dict[str, Any]] = {}  # the own settings of those of its terms that have any
     model: ModelConfig
     train: TrainConfig
-    asm: AsmConfig | None = None  # only for variants that use L_asm
 
 
-def _describe(err: ValidationError, prefix: str = "", model: type[BaseModel] = Params) -> str:
+def describe(err: ValidationError, prefix: str = "", model: type[BaseModel] = Params) -> str:
     """pydantic's first error as `key.path[i]: what is wrong`."""
     errors = err.errors()
     # A union (e.g. `all` or a list) reports one error per member: keep the one that got furthest.
@@ -223,7 +227,32 @@ def _check_memory(params: Params) -> None:
         )
 
 
+PACKAGE = Path(__file__).parent
+
+
+def _modules(folder: str) -> list[str]:
+    """The modules of one of the package's folders (looked up as files: no stage runs their code here)."""
+    return sorted(p.stem for p in (PACKAGE / folder).glob("*.py") if not p.stem.startswith("_"))
+
+
 def _check_relations(params: Params) -> None:
+    for key, folder, name in (
+        ("data.source", "data/sources", params.data.source),
+        ("model.backbone", "model", params.model.backbone),
+    ):
+        if name not in _modules(folder):
+            raise ConfigError(
+                f"{key}: no module {name!r} in src/handpose/{folder}/ (known: {', '.join(_modules(folder))})"
+            )
+    for key, value in [*params.sections.items(), *(params.model.model_extra or {}).items()]:
+        where = key if key in params.sections else f"model.{key}"
+        if not isinstance(value, dict):  # a section of settings, or a typo of a scalar key
+            known = ", ".join(Params.model_fields if where == key else ModelConfig.model_fields)
+            raise ConfigError(f"{where}: unknown key (known: {known})")
+    if params.model.backbone not in (params.model.model_extra or {}):
+        raise ConfigError(
+            f"model.{params.model.backbone}: missing (the settings of model.backbone {params.model.backbone!r})"
+        )
     data = params.data
     test_poses = data.n_test if data.test_on == "split" else 0  # the evaluation set has poses of its own
     if data.source == "synthetic" and data.n_train != "all" and data.n_train + test_poses > data.n_synthetic:
@@ -263,7 +292,7 @@ def validate(raw: Any) -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_describe(err)) from None
+        raise ConfigError(describe(err)) from None
     _check_relations(params)
     return params
 
@@ -282,40 +311,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return validate(raw)
 
 
-def variant_config(params: Params, variant: str) -> VariantConfig:
-    """One variant's resolved config. Only the weights of its own loss terms are included, so
-    changing another term's weight leaves this config (and so its DVC stage) unchanged."""
-    if variant not in params.variants:
-        raise ConfigError(f"variants.{variant}: no such variant (known: {', '.join(params.variants)})")
-    terms = params.variants[variant]
-    return VariantConfig(
-        variant=variant,
-        losses={term: getattr(params.loss, term) for term in LOSS_TERMS if term in terms},
-        model=params.model,
-        train=params.train_of(variant),
-        asm=params.asm if "asm" in terms else None,
-    )
-
-
-def write_variant_configs(params: Params, out_dir: str | Path) -> list[Path]:
-    """Write configs/<variant>.json for every variant (stable formatting, so unchanged = same bytes)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for variant in params.variants:
-        path = out_dir / f"{variant}.json"
-        config = variant_config(params, variant).model_dump(exclude_none=True)
-        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        paths.append(path)
-    return paths
-
-
 def read_variant_config(path: str | Path) -> VariantConfig:
-    """Read a configs/<variant>.json written by `write_variant_configs`."""
+    """Read a configs/<variant>.json written by the `configure` stage."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: variant config not found (run the `configure` stage)")
     try:
         return VariantConfig.model_validate_json(path.read_text())
     except ValidationError as err:
-        raise ConfigError(f"{path}: " + _describe(err, model=VariantConfig)) from None
+        raise ConfigError(f"{path}: " + describe(err, model=VariantConfig)) from None

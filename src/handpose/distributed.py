@@ -28,6 +28,9 @@ class Group:
         return self.rank == 0
 
 
+ONE = Group()  # a single process
+
+
 def under_torchrun() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 

@@ -11,10 +11,12 @@ import pandas as pd
 
 from handpose.atomic import atomic_path, write_text
 from handpose.camera import project
-from handpose.checkpoints import load_model, predict, seed_checkpoints, setup_torch
+from handpose.checkpoints import load_model, seed_checkpoints
 from handpose.data.freihand import read_visibility
 from handpose.data.layout import pose_id
 from handpose.data.split import load_split
+from handpose.device import setup_torch
+from handpose.inference import infer
 from handpose.metrics import (
     converged_epoch,
     errors_by_visibility_mm,
@@ -22,6 +24,7 @@ from handpose.metrics import (
     over_seeds,
     per_finger_errors_mm,
     pose_metrics,
+    uv_error_px,
 )
 
 
@@ -52,7 +55,7 @@ def evaluate(
             )
         model.to(setup_torch(checkpoint["config"].train))
         tic = time.perf_counter()
-        pred = predict(model, test_split)
+        pred = infer(model, test_split)
         seconds += time.perf_counter() - tic
         xyz.append(pred["xyz"])
         uv.append(pred["uv"])
@@ -66,7 +69,7 @@ def evaluate(
     metrics = {
         **over_seeds(pd.DataFrame(per_seed.values())),
         "seeds": list(per_seed),
-        "uv_error_px": float(np.linalg.norm(uv - true_uv, axis=-1).mean()),
+        "uv_error_px": uv_error_px(uv, true_uv),
         "late_change_pct": max(late_changes),  # the worst seed
         "per_finger_mm": per_finger_errors_mm(pooled_pred, pooled_true),
         **(

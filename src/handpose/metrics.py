@@ -19,6 +19,11 @@ def joint_errors_mm(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pred - true, axis=-1) * MM
 
 
+def uv_error_px(pred_uv: np.ndarray, true_uv: np.ndarray) -> float:
+    """The 2D error: mean per-joint distance in the image's pixels (FreiHAND's 224 frame)."""
+    return float(np.linalg.norm(pred_uv - true_uv, axis=-1).mean())
+
+
 def pose_error_mm(pred: np.ndarray, true: np.ndarray) -> float:
     """The paper's "3D pose error": mean per-joint distance in camera space (ground-truth root depth given)."""
     return float(joint_errors_mm(pred, true).mean())

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from handpose.atomic import atomic_path, write_text
-from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, intrinsics
-from handpose.checkpoints import load_model, predict, seed_checkpoints
+from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, intrinsics, square_to_frame
+from handpose.checkpoints import load_model, seed_checkpoints
 from handpose.data.freihand import read_rgb
 from handpose.drawing import draw_skeleton
+from handpose.inference import infer
 from handpose.skeleton import JOINT_NAMES
 
 DEFAULT_FOCAL = 480.0  # px in the FreiHAND frame, mid-range of FreiHAND's 375-600
@@ -29,9 +30,7 @@ def frame_intrinsics(K: np.ndarray | None, x0: int, y0: int, side: int) -> np.nd
     """K of the 224 frame made by cropping the square (x0, y0, side) and resizing it to 224."""
     if K is None:
         return intrinsics(DEFAULT_FOCAL, DEFAULT_FOCAL, *PRINCIPAL_POINT).astype(np.float32)
-    crop = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
-    resize = np.diag([FRAME_SIZE / side, FRAME_SIZE / side, 1.0])
-    return (resize @ crop @ K).astype(np.float32)
+    return square_to_frame(K, x0, y0, side).astype(np.float32)
 
 
 def resolve_model(model: str | Path, models_dir: str | Path) -> Path:
@@ -73,7 +72,7 @@ def predict_images(
             "scale": np.array([scale], np.float32),
         }
         with torch.no_grad():
-            pred = predict(model, split)
+            pred = infer(model, split)
         uv = pred["uv"][0] * side / FRAME_SIZE + [x0, y0]
         result = {
             "image": str(path),

@@ -14,7 +14,7 @@ from handpose.camera import project
 from handpose.data.freihand import open_freihand, read_visibility
 from handpose.data.layout import pose_id
 from handpose.data.split import load_split
-from handpose.metrics import joint_errors_mm, over_seeds, per_joint_errors_mm, pose_metrics, root_relative
+from handpose.metrics import joint_errors_mm, over_seeds, per_joint_errors_mm, pose_metrics, root_relative, uv_error_px
 from handpose.skeleton import ROOT
 
 # "Toward 3D Hand Pose Estimation", Table 1: 3D pose error in mm (3200 FreiHAND train / 200 test, 100 epochs).
@@ -103,9 +103,7 @@ def report(
     poses |= {name: (p["xyz"], p["true_xyz"]) for name, p in predictions.items()}
     summary, per_sample = summarize(poses)
     for name, (pred, true) in poses.items():  # in the 224-px image, mean over seeds
-        summary[name]["uv_error_px"] = float(
-            np.linalg.norm(project(pred, test["K"]) - project(true, test["K"]), axis=-1).mean()
-        )
+        summary[name]["uv_error_px"] = uv_error_px(project(pred, test["K"]), project(true, test["K"]))
     logs = {}
     for variant in variants:
         path = Path(logs_dir) / f"{variant}.csv"
@@ -119,7 +117,17 @@ def report(
         "(the paper's protocol).\n\n" + markdown_table(summary),
     )
     figures_dir = Path(figures_dir)
-    _write_table(pd.concat([log.assign(variant=v) for v, log in logs.items()]), figures_dir / "convergence.csv")
+    per_epoch = pd.concat([log.assign(variant=v) for v, log in logs.items()])
+    _write_table(per_epoch, figures_dir / "convergence.csv")
+    # The same, one row per (variant, epoch, series), so that dvc.yaml charts every loss term and every
+    # scheduled weight without naming them: a new term or schedule shows up by itself.
+    means = [c for c in per_epoch.columns if not c.endswith("_sd")]
+    for name, columns in (
+        ("loss_terms", [c for c in means if c == "loss" or c.startswith("loss_")]),
+        ("schedule", [c for c in means if c == "lr" or c.startswith("lambda_")]),
+    ):
+        long = per_epoch.melt(id_vars=["variant", "epoch"], value_vars=columns, var_name="series").dropna()
+        _write_table(long, figures_dir / f"{name}.csv")
     per_joint = {v: per_joint_errors_mm(p["xyz"], p["true_xyz"]) for v, p in predictions.items()}
     _write_table(
         pd.concat(

@@ -1,8 +1,7 @@
-"""One flat training loop: a variant config in, a checkpoint and a per-epoch log out."""
+"""The `train` stage: one flat training loop, a variant config in, a checkpoint and a per-epoch log out."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -10,6 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,28 +19,26 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from handpose import distributed
-from handpose.atomic import atomic_path, write_text
-from handpose.checkpoints import (
-    build_model,
-    load_checkpoint,
-    load_pretrained,
-    predict,
-    save_checkpoint,
-    seed_checkpoint,
-    seed_checkpoints,
-    setup_torch,
-)
-from handpose.config import LOSS_TERMS, TrainConfig, VariantConfig
+from handpose.atomic import atomic_path, write_rows, write_text
+from handpose.checkpoints import load_checkpoint, load_pretrained, save_checkpoint, seed_checkpoint, seed_checkpoints
+from handpose.config import TrainConfig, VariantConfig
 from handpose.data.split import load_split
-from handpose.heatmaps import HEATMAPS_FILE, load_heatmaps
-from handpose.losses import asm_weight, fit_shape_model, loss_terms
+from handpose.device import setup_torch
+from handpose.heatmap_targets import HEATMAPS_FILE, load_heatmaps
+from handpose.inference import infer
+from handpose.losses import TERMS, Batch, term_settings
 from handpose.metrics import joint_errors_mm, over_seeds, pose_error_mm
-from handpose.model.pose_net import HandPoseNet, root_relative_in_scale, to_input
+from handpose.model.pose_net import HandPoseNet, build_model, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
+from handpose.step import TrainingDiverged, train_step
+
+__all__ = ["TrainingDiverged", "learning_rate", "train", "train_variant"]
 
 
-class TrainingDiverged(ValueError):
-    """A loss became NaN or infinite: the run stops, and its checkpoint stays marked unfinished."""
+class Splits(NamedTuple):
+    train: dict[str, np.ndarray]  # load_split's arrays; images memory-mapped
+    heatmaps: np.ndarray  # the training split's targets, memory-mapped
+    test: dict[str, np.ndarray]
 
 
 def learning_rate(train: TrainConfig, epoch: int) -> float:
@@ -48,41 +46,32 @@ def learning_rate(train: TrainConfig, epoch: int) -> float:
     return train.lr * (0.1 if epoch >= math.ceil(train.lr_drop_at * train.epochs) else 1.0)
 
 
-def _write_log(rows: list[dict], path: Path) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def train(
     config: VariantConfig,
     seed: int,
-    train_split: dict,
-    heatmaps: np.ndarray,
-    test_split: dict,
+    data: Splits,
     model_path: str | Path,
-    log_path: str | Path,
+    *,
     resume: bool = False,
     progress: bool = True,
     timings: list[dict] | None = None,
     pretrained: dict | None = None,
     inputs: str | None = None,
 ) -> HandPoseNet:
-    """Train one variant, its hourglass starting from the `pretrained` weights if given. After every
-    epoch the checkpoint (model, optimiser, epoch, config, the `inputs` fingerprint) and
-    the log are rewritten whole, so an interrupted run resumes from its last finished epoch. Each
-    epoch's wall time is appended to `timings`. Under torchrun, every process trains its share of
-    each global batch (DistributedDataParallel), and rank 0 alone writes files."""
-    timings = [] if timings is None else timings
-    tcfg, losses, name = config.train, config.losses, config.variant
-    model_path, log_path = Path(model_path), Path(log_path)
+    """Train one variant and seed into `model_path` (its per-epoch log beside it, .csv), the backbone
+    starting from the `pretrained` weights if given. After every epoch the checkpoint (model, optimiser,
+    epoch, config, RNG, the `inputs` fingerprint) and the log are rewritten whole, so an interrupted run
+    resumes from its last finished epoch. Each epoch's wall time is appended to `timings`. Under
+    torchrun every process trains its share of each global batch; rank 0 alone writes files."""
+    tcfg, name, model_path = config.train, config.variant, Path(model_path)
+    log_path, timings = model_path.with_suffix(".csv"), [] if timings is None else timings
+    # The model, from the pretrained backbone, on this process's device.
     device, group = _placed(tcfg)
     torch.manual_seed(seed)
-    image_size = int(train_split["image_size"])
-    model = build_model(config, image_size)
+    image_size = int(data.train["image_size"])
+    model = build_model(config.model, image_size)
     if pretrained is not None:
-        model.hourglass.load_state_dict(pretrained)
+        model.backbone.load_state_dict(pretrained)
     if group.world > 1 and device.type == "cuda":  # BatchNorm over the global batch (CPU has no SyncBatchNorm)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
@@ -92,62 +81,42 @@ def train(
     optimizer = torch.optim.RMSprop(model.parameters(), lr=tcfg.lr, foreach=True)
     log = tqdm.write if group.main else lambda _: None
     log(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters on {device} x {group.world}")
-    start, rows = 0, []
-    ckpt = load_checkpoint(model_path, device) if resume and model_path.is_file() else None
-    if ckpt is not None and (ckpt["config"], ckpt["seed"], ckpt.get("inputs")) != (config, seed, inputs):
-        log(f"{model_path}: trained from other inputs (config, seed, data or code); starting over")
-        ckpt = None
-    distributed.barrier(group)  # every rank has read the checkpoint before rank 0 may remove it
-    if ckpt is None and group.main:  # a fresh run: an older run's files must not outlive a failure of this one
-        model_path.unlink(missing_ok=True)
-        log_path.unlink(missing_ok=True)
-    elif ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start, rows = ckpt["epoch"] + 1, ckpt["log"]
-        torch.set_rng_state(ckpt["rng"].cpu())
-        log(f"{name} seed {seed}: resuming after epoch {start} of {tcfg.epochs} ({model_path})")
+    start, rows = _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log)
     net = DistributedDataParallel(model) if group.world > 1 else model
 
-    # Images and heatmaps stay memory-mapped (uint8, float16): each batch reads its own rows, so
-    # memory is bounded whatever the split's size; the small labels live on the device.
-    images, targets = train_split["images"], heatmaps
-    xyz = torch.from_numpy(train_split["xyz"]).to(device)
-    K, scale = torch.from_numpy(train_split["K"]).to(device), torch.from_numpy(train_split["scale"]).to(device)
+    # Images and heatmaps stay memory-mapped (uint8, float16): each batch reads its own rows, so memory
+    # is bounded whatever the split's size; the small labels live on the device.
+    images, targets = data.train["images"], data.heatmaps
+    xyz, K, scale = (torch.from_numpy(data.train[key]).to(device) for key in ("xyz", "K", "scale"))
     batch = tcfg.batch_size // group.world  # this process's share of each global batch
     if len(images) < tcfg.batch_size:
         raise ValueError(f"train.batch_size = {tcfg.batch_size} is larger than the {len(images)} training samples")
     # The order is drawn from (seed, epoch), so a resumed run needs no sampler state; with drop_last,
     # global batch k is the same images whatever the number of processes.
     sampler = DistributedSampler(range(len(images)), group.world, group.rank, seed=seed, drop_last=True)
-    # Every term is logged for comparison across variants; only the variant's own are optimised.
-    # L_asm needs asm.*, which only asm variants' configs carry.
-    logged = [t for t in LOSS_TERMS if t != "asm" or "asm" in losses]
-    asm_k = config.asm.k if config.asm else 0
-    dataset_shape = None
-    if config.asm and config.asm.pca == "dataset":
-        dataset_shape = fit_shape_model(root_relative_in_scale(xyz, xyz[:, ROOT], scale), asm_k)
+    # The variant's own terms are optimised; every other term is logged too, for comparison across
+    # variants, except those whose settings only their own variants carry.
+    logged = [t for t, term in TERMS.items() if term.settings is None or t in config.losses]
+    poses = root_relative_in_scale(xyz, xyz[:, ROOT], scale)
+    settings = {t: term_settings(t, values).fitted(poses) for t, values in config.term_settings.items()}
+    terms_w = config.losses.items()
 
     for epoch in range(start, tcfg.epochs):
+        # This epoch's lr and weights (a term's settings may schedule its weight).
         lr = learning_rate(tcfg, epoch)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr
-        lam = asm_weight(losses["asm"], config.asm.schedule, epoch, tcfg.epochs) if config.asm else 0.0
-        weights = {**losses, "asm": lam} if "asm" in losses else losses
+        weights = {t: w * settings[t].weight_factor(epoch, tcfg.epochs) if t in settings else w for t, w in terms_w}
         net.train()
         sums = dict.fromkeys(("loss", *logged), 0.0)  # device tensors after the first step: no sync per step
         sampler.set_epoch(epoch)
         order = np.fromiter(sampler, np.int64)
         steps = len(order) // batch  # drop the incomplete last batch: BatchNorm needs > 1 sample
         tic = time.perf_counter()
-        bar = tqdm(
-            range(steps),
-            desc=f"{name} epoch {epoch + 1}/{tcfg.epochs}",
-            disable=not (progress and group.main),
-            leave=False,
-            mininterval=1.0,  # DVC logs keep every redraw
-        )
+        shown, desc = progress and group.main, f"{name} epoch {epoch + 1}/{tcfg.epochs}"
+        bar = tqdm(range(steps), desc=desc, disable=not shown, leave=False, mininterval=1.0)  # DVC logs keep redraws
         for step in bar:
+            # One batch: its rows of the memory maps, the network's forward pass, one step on its losses.
             picked = order[step * batch : (step + 1) * batch]
             image = torch.from_numpy(images[picked]).to(device, non_blocking=True)
             target = torch.from_numpy(targets[picked]).to(device, non_blocking=True).float()
@@ -155,60 +124,64 @@ def train(
             root = xyz[idx, ROOT]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tcfg.bf16):
                 out = net(to_input(image, tcfg.channels_last), K[idx], root[:, 2], scale[idx])
-            pred = root_relative_in_scale(out["xyz"], root, scale[idx])
-            true = root_relative_in_scale(xyz[idx], root, scale[idx])
-            shape_model = dataset_shape
-            if asm_k and shape_model is None and group.world > 1:  # the paper's PCA is of the whole batch
-                shape_model = fit_shape_model(distributed.all_gather(group, true), asm_k)
-            terms = loss_terms(logged, out["heatmaps"], target, pred, true, asm_k, shape_model)
-            loss = sum(w * terms[term] for term, w in weights.items())
-            # One host sync per step (cheap on CPU); every rank stops if any diverged, and nothing is kept.
-            if not torch.isfinite(distributed.all_sum(group, loss)):
-                raise _diverged(name, seed, epoch, step, steps, loss, terms)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            pose, true_pose = (root_relative_in_scale(p, root, scale[idx]) for p in (out["xyz"], xyz[idx]))
+            gather = lambda rows: distributed.all_gather(group, rows)  # noqa: E731
+            loss, terms = train_step(
+                optimizer, Batch(pose, true_pose, out["heatmaps"], target, gather), weights, logged, settings,
+                where=f"{name} seed {seed}: training diverged at epoch {epoch + 1}, step {step + 1}/{steps}",
+                hint=f"lower train.lr or the loss weights (the checkpoint, if any, holds epoch {epoch} of the run "
+                "and is refused as unfinished)", group=group,
+            )  # fmt: skip
             sums["loss"] = sums["loss"] + loss.detach()
             for term, value in terms.items():
                 sums[term] = sums[term] + value.detach()
             if progress and group.main and step % 25 == 0:  # reading the loss waits for the device
                 bar.set_postfix(loss=f"{float(sums['loss']) / (step + 1):.3g}", refresh=False)
         seconds = time.perf_counter() - tic
+
+        # The epoch's log row (mean terms, the test split's error) and the checkpoint to resume from.
         distributed.broadcast_from_main(group, list(model.buffers()))  # BatchNorm statistics: rank 0's
-        rows.append(
-            {
-                "epoch": epoch + 1,
-                "lr": lr,
-                "lambda_asm": lam,
-                **{
-                    ("loss" if k == "loss" else f"loss_{k}"): float(distributed.all_sum(group, v)) / group.world / steps
-                    for k, v in sums.items()
-                },
-                "test_pose_error_mm": _test_error(model, test_split, group, tcfg.channels_last),
-            }
-        )
+        mean = {k: float(distributed.all_sum(group, v)) / group.world / steps for k, v in sums.items()}
+        rows.append({
+            "epoch": epoch + 1,
+            "lr": lr,
+            **{f"lambda_{t}": weights.get(t, 0.0) for t, term in TERMS.items() if term.settings is not None},
+            **{("loss" if k == "loss" else f"loss_{k}"): v for k, v in mean.items()},
+            "test_pose_error_mm": _test_error(model, data.test, group, tcfg.channels_last),
+        })  # fmt: skip
         # Timings vary from run to run, so they stay out of the log, the checkpoint and the metrics.
         timings.append({"epoch": epoch + 1, "seconds": seconds, "samples_per_s": steps * tcfg.batch_size / seconds})
-        log(
-            f"{name} epoch {epoch + 1}: loss {rows[-1]['loss']:.4g}, "
-            f"test pose error {rows[-1]['test_pose_error_mm']:.2f} mm, {timings[-1]['samples_per_s']:.0f} samples/s"
-        )
+        log(f"{name} epoch {epoch + 1}: loss {rows[-1]['loss']:.4g}, test pose error "
+            f"{rows[-1]['test_pose_error_mm']:.2f} mm, {timings[-1]['samples_per_s']:.0f} samples/s")  # fmt: skip
         if group.main:
-            save_checkpoint(
-                model_path,
-                config,
-                image_size,
-                seed=seed,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                epoch=epoch,
-                log=rows,
-                rng=torch.get_rng_state(),
-                inputs=inputs,
-            )
-            _write_log(rows, log_path)
+            save_checkpoint(model_path, config, image_size, seed=seed, model=model.state_dict(),
+                            optimizer=optimizer.state_dict(), epoch=epoch, log=rows, rng=torch.get_rng_state(),
+                            inputs=inputs)  # fmt: skip
+            write_rows(log_path, rows)
         distributed.barrier(group)  # no rank runs ahead of the checkpoint it would resume from
     return model
+
+
+def _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log) -> tuple[int, list[dict]]:
+    """The first epoch to train and the log so far: from the checkpoint at `model_path` when `resume`
+    and it came from the same inputs (config, seed, data and code), else from scratch, removing the
+    older run's files so that they cannot outlive a failure of this one."""
+    ckpt = load_checkpoint(model_path, next(model.parameters()).device) if resume and model_path.is_file() else None
+    if ckpt is not None and (ckpt["config"], ckpt["seed"], ckpt.get("inputs")) != (config, seed, inputs):
+        log(f"{model_path}: trained from other inputs (config, seed, data or code); starting over")
+        ckpt = None
+    distributed.barrier(group)  # every rank has read the checkpoint before rank 0 may remove it
+    if ckpt is None:
+        if group.main:
+            model_path.unlink(missing_ok=True)
+            model_path.with_suffix(".csv").unlink(missing_ok=True)
+        return 0, []
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng"].cpu())
+    start = ckpt["epoch"] + 1
+    log(f"{config.variant} seed {seed}: resuming after epoch {start} of {config.train.epochs} ({model_path})")
+    return start, ckpt["log"]
 
 
 def _placed(tcfg: TrainConfig) -> tuple[torch.device, distributed.Group]:
@@ -230,26 +203,15 @@ def _test_error(model: HandPoseNet, test_split: dict, group: distributed.Group, 
     """The test pose error (mm); under torchrun each rank scores its share and the sums are all-reduced,
     so every rank gets the same number."""
     if group.world == 1:
-        return pose_error_mm(predict(model, test_split, channels_last=channels_last)["xyz"], test_split["xyz"])
+        return pose_error_mm(infer(model, test_split, channels_last=channels_last)["xyz"], test_split["xyz"])
     share = {k: (v[group.rank :: group.world] if np.ndim(v) else v) for k, v in test_split.items()}
     device = next(model.parameters()).device
     errors = torch.zeros(2, dtype=torch.float64, device=device)
     if len(share["xyz"]):
-        joint_errors = joint_errors_mm(predict(model, share, channels_last=channels_last)["xyz"], share["xyz"])
+        joint_errors = joint_errors_mm(infer(model, share, channels_last=channels_last)["xyz"], share["xyz"])
         errors += torch.tensor([joint_errors.sum(), joint_errors.size], dtype=torch.float64, device=device)
     total, count = distributed.all_sum(group, errors).tolist()
     return total / count
-
-
-def _diverged(
-    name: str, seed: int, epoch: int, step: int, steps: int, loss: torch.Tensor, terms: dict
-) -> TrainingDiverged:
-    bad = [f"loss_{term} = {float(value.detach())}" for term, value in terms.items() if not torch.isfinite(value)]
-    return TrainingDiverged(
-        f"{name} seed {seed}: training diverged at epoch {epoch + 1}, step {step + 1}/{steps}: "
-        f"{', '.join(bad) or f'weighted loss = {float(loss.detach())}'}; lower train.lr or the loss weights "
-        f"(the checkpoint, if any, holds epoch {epoch} of the run and is refused as unfinished)"
-    )
 
 
 def inputs_fingerprint(config: VariantConfig, files: list[Path]) -> str:
@@ -280,11 +242,11 @@ def train_variant(
     pretrained: str | Path | None = None,
 ) -> None:
     """The `train` stage: one model per `train.seed` into model_dir/seed<k>.pt (each with its own log),
-    each starting from the `pretrain` stage's hourglass when `pretrained` names its file; with `resume`,
+    each starting from the `pretrain` stage's backbone when `pretrained` names its file; with `resume`,
     a seed whose checkpoint came from the same inputs continues from it (or is kept, if finished),
     and the per-epoch mean over seeds in `log_path` (with `*_sd` columns when there are several).
     Wall times go to `timings_path`, outside DVC's outputs, so reruns reproduce every output byte."""
-    hourglass = load_pretrained(pretrained, config.model) if pretrained else None
+    backbone = load_pretrained(pretrained, config.model) if pretrained else None
     train_split, test_split = load_split(split_dir, "train"), load_split(split_dir, "test")
     heatmaps = load_heatmaps(heatmaps_dir, len(train_split["images"]), config.model.heatmap_size)
     data_files = sorted(Path(split_dir).glob("*.np[yz]")) + [Path(heatmaps_dir) / HEATMAPS_FILE]
@@ -298,19 +260,17 @@ def train_variant(
     for seed in config.train.seed:
         path = seed_checkpoint(model_dir, seed)
         timings[seed] = []
+        data = Splits(train_split, heatmaps, test_split)
         train(
             config,
             seed,
-            train_split,
-            heatmaps,
-            test_split,
+            data,
             path,
-            path.with_suffix(".csv"),
-            resume,
-            progress,
-            timings[seed],
-            hourglass,
-            inputs,
+            resume=resume,
+            progress=progress,
+            timings=timings[seed],
+            pretrained=backbone,
+            inputs=inputs,
         )
         logs.append(pd.read_csv(path.with_suffix(".csv")))
     if group.main:

@@ -6,7 +6,6 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -14,14 +13,10 @@ from handpose.atomic import atomic_path
 from handpose.camera import FRAME_SIZE
 from handpose.config import DataConfig
 from handpose.data.freihand import FreiHAND, open_freihand
+from handpose.data.images import to_input_size
 from handpose.data.layout import EVALUATION, pose_id
 
 SPLITS = ("train", "test")
-
-
-def to_input_size(rgb: np.ndarray, size: int) -> np.ndarray:
-    """A decoded image at the model's input size (area averaging: no aliasing when shrinking)."""
-    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def choose_images(

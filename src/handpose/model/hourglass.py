@@ -1,10 +1,37 @@
-"""Stacked hourglass network (Newell et al. 2016): residual blocks, recursive hourglass, stacks."""
+"""The `hourglass` backbone: a stacked hourglass network (Newell et al. 2016): residual blocks,
+recursive hourglass, stacks. Its settings are `model.hourglass:` in params.yaml."""
 
 from __future__ import annotations
 
+import math
+from typing import Annotated
+
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
+
+from handpose.config import Int, PositiveInt
+from handpose.skeleton import NUM_JOINTS
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    features: Annotated[Int, Field(ge=4)]  # channels (paper: 256); the stem starts with features / 4
+    stacks: PositiveInt  # paper: 2
+    depth: PositiveInt  # recursions of each hourglass (paper: 4), capped so the bottleneck stays >= 2x2
+
+
+def capped_depth(requested: int, heatmap_size: int) -> int:
+    """Cap the recursion so the bottleneck stays >= 2x2 (BatchNorm over a 1x1 map is degenerate)."""
+    return max(1, min(requested, int(math.log2(heatmap_size)) - 1))
+
+
+def build(settings: Settings, input_size: int) -> StackedHourglass:
+    return StackedHourglass(
+        settings.stacks, settings.features, NUM_JOINTS, capped_depth(settings.depth, input_size // 4)
+    )
 
 
 def _bn_relu_conv(cin: int, cout: int, k: int) -> list[nn.Module]:
@@ -50,7 +77,7 @@ class StackedHourglass(nn.Module):
 
     def __init__(self, stacks: int, features: int, joints: int, depth: int):
         super().__init__()
-        f = features
+        f = self.channels = features
         self.stem = nn.Sequential(
             nn.Conv2d(3, f // 4, 7, stride=2, padding=3, bias=False),
             Residual(f // 4, f // 2),

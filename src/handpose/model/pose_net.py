@@ -1,4 +1,4 @@
-"""The full network: hourglass heatmaps -> residual latent net -> MLP depths -> lift to camera space."""
+"""The full network: backbone heatmaps -> residual latent net -> MLP depths -> lift to camera space."""
 
 from __future__ import annotations
 
@@ -8,24 +8,13 @@ import torch
 from torch import nn
 
 from handpose import camera
+from handpose.config import ModelConfig
 from handpose.heatmaps import hard_argmax, heatmap_to_image, soft_argmax
-from handpose.model.hourglass import Residual, StackedHourglass
+from handpose.model import build_backbone
+from handpose.model.hourglass import Residual
 from handpose.skeleton import NUM_JOINTS, ROOT
 
 LATENT_SIDE = 4  # the latent net pools the heatmap grid down to 4x4 before flattening
-
-
-def capped_depth(requested: int, heatmap_size: int) -> int:
-    """Cap the recursion so the bottleneck stays >= 2x2 (BatchNorm over a 1x1 map is degenerate)."""
-    return max(1, min(requested, int(math.log2(heatmap_size)) - 1))
-
-
-HOURGLASS_SETTINGS = ("input_size", "features", "stacks", "hourglass_depth")  # all its weights depend on
-
-
-def hourglass_for(*, input_size: int, features: int, stacks: int, hourglass_depth: int) -> StackedHourglass:
-    """The 2D branch of HandPoseNet for these settings (pretraining builds it alone)."""
-    return StackedHourglass(stacks, features, NUM_JOINTS, capped_depth(hourglass_depth, input_size // 4))
 
 
 class LatentNet(nn.Module):
@@ -59,17 +48,15 @@ def mlp(inp: int, width: int, depth: int, dropout: list[float], out: int) -> nn.
 class HandPoseNet(nn.Module):
     """RGB image + K + ground-truth root depth and hand scale -> 21 camera-space joints.
 
-    As in the paper's code, (u, v) come from the last stack's heatmaps and the MLP predicts the
+    As in the paper's code, (u, v) come from the backbone's last stack's heatmaps and the MLP predicts the
     20 non-root depths relative to the root, divided by the hand's scale.
     """
 
     def __init__(
         self,
+        backbone: nn.Module,
         *,
         input_size: int,
-        features: int,
-        stacks: int,
-        hourglass_depth: int,
         mlp_depth: int,
         mlp_width: int,
         dropout: list[float],
@@ -80,16 +67,14 @@ class HandPoseNet(nn.Module):
         self.heatmap_size = input_size // 4
         self.image_size = image_size
         self.uv_mode = uv
-        self.hourglass = hourglass_for(
-            input_size=input_size, features=features, stacks=stacks, hourglass_depth=hourglass_depth
-        )
-        self.latent = LatentNet(features, NUM_JOINTS, self.heatmap_size)
+        self.backbone = backbone
+        self.latent = LatentNet(backbone.channels, NUM_JOINTS, self.heatmap_size)
         self.mlp = mlp(self.latent.dim, mlp_width, mlp_depth, dropout, NUM_JOINTS - 1)
 
     def forward(
         self, image: torch.Tensor, K: torch.Tensor, root_depth: torch.Tensor, scale: torch.Tensor
     ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
-        heatmaps, features = self.hourglass(image)
+        heatmaps, features = self.backbone(image)
         last = heatmaps[-1]
         uv_hm = soft_argmax(last) if self.uv_mode == "soft_argmax" else hard_argmax(last)
         uv = heatmap_to_image(uv_hm, self.image_size, self.heatmap_size)
@@ -97,6 +82,12 @@ class HandPoseNet(nn.Module):
         rel_depth = torch.cat([rel_depth[:, :ROOT], torch.zeros_like(rel_depth[:, :1]), rel_depth[:, ROOT:]], 1)
         depth = root_depth[:, None] + rel_depth * scale[:, None]
         return {"heatmaps": heatmaps, "uv": uv, "xyz": camera.lift(uv, depth, K)}
+
+
+def build_model(model: ModelConfig, image_size: int) -> HandPoseNet:
+    """The network `model` describes (its backbone by name), for images of `image_size` px."""
+    head = model.model_dump(include={"input_size", "mlp_depth", "mlp_width", "dropout", "uv"})
+    return HandPoseNet(build_backbone(model), **head, image_size=image_size)
 
 
 def to_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:

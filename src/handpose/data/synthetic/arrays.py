@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from handpose.data.split import to_input_size
+from handpose.data.images import to_input_size
 from handpose.data.synthetic.render import render_sample
 from handpose.data.synthetic.write import encode_jpeg, render_in_chunks
 from handpose.skeleton import NUM_JOINTS

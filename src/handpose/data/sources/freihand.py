@@ -1,6 +1,8 @@
-"""The `data` stage for the real dataset: FreiHAND v2 at `data.freihand_path` (and its evaluation set
-at `data.freihand_eval_path` when the test uses it), downloaded from `data.freihand_url` (and
-`data.freihand_eval_url`) when not there, linked into the stage's output folder and validated.
+"""`data.source: freihand`: the real dataset, or any folder or zip in its layout (the interchange
+format, layout.py; `handpose convert` writes one from your own images). FreiHAND v2 at
+`data.freihand_path` (and its evaluation set at `data.freihand_eval_path` when the test uses it),
+downloaded from `data.freihand_url` (and `data.freihand_eval_url`) when not there, linked into the
+stage's output folder and validated.
 
 The archive stays a zip (the reader reads it in place), and the link keeps a 3.7 GB file in one place
 outside the repository; DVC hashes and caches what it points to.
@@ -17,7 +19,7 @@ from handpose.data.download import download
 from handpose.data.freihand import open_freihand
 
 
-def fetch_freihand(config: DataConfig, out: str | Path, progress: bool = True) -> None:
+def prepare(config: DataConfig, out: str | Path, progress: bool = True) -> None:
     """Link the training archive (and, with `data.test_on: freihand_eval`, the evaluation archive) into
     `out`, downloading each once when its path does not exist, and validate what will be read."""
     archives = [(config.freihand_path, config.freihand_url, layout.TRAINING)]

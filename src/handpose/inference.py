@@ -1,0 +1,29 @@
+"""Inference: a trained model over a split's images, batch by batch. The one inference loop: the
+training loop's test error, the `evaluate` stage, `handpose predict` and the benchmarks call it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from handpose.model.pose_net import HandPoseNet, to_input
+from handpose.skeleton import ROOT
+
+
+@torch.no_grad()
+def infer(
+    model: HandPoseNet, split: dict[str, np.ndarray], batch_size: int = 64, channels_last: bool = False
+) -> dict[str, np.ndarray]:
+    """The model's 3D joints (N, 21, 3) and 2D joints (N, 21, 2) for a split's images, given each one's
+    K, ground-truth root depth and scale (the paper's protocol), on whichever device the model is on."""
+    model.eval()
+    device = next(model.parameters()).device
+    xyz, uv = [], []
+    for start in range(0, len(split["images"]), batch_size):
+        sl = slice(start, start + batch_size)
+        K, true_xyz, scale = (torch.from_numpy(split[key][sl]).to(device) for key in ("K", "xyz", "scale"))
+        images = torch.from_numpy(np.array(split["images"][sl])).to(device)  # a copy: memory-mapped rows are read-only
+        out = model(to_input(images, channels_last), K, true_xyz[:, ROOT, 2], scale)
+        xyz.append(out["xyz"].cpu().numpy())
+        uv.append(out["uv"].cpu().numpy())
+    return {"xyz": np.concatenate(xyz), "uv": np.concatenate(uv)}
