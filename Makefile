@@ -23,7 +23,11 @@ repro: setup
 
 # The experiment table that fits a terminal: the params that changed, and per variant its pose error
 # and PA-MPJPE (metrics/summary.json); per-variant details and code/data hashes are dropped.
-EXP_TABLE := --only-changed --drop 'Created|metrics/(?!summary).*|(configs|data|models|predictions|plots|src)/.*'
+# --keep shields the summary columns (`<variant>.pose`, `<variant>.pa`; prefixed with their file when a
+# name collides) from --only-changed, so they show even when every row agrees (a fresh clone); the
+# look-ahead leaves out the param loss.pose. Deps are paths: a folder (predictions) or under one.
+EXP_TABLE := --only-changed --keep '(metrics/summary\.json:)?(?!loss\.)[^/:.]+\.(pose|pa)$$' \
+	--drop 'Created|metrics/(?!summary).*|(configs|data|models|predictions|plots|src)(/.*)?$$'
 compare:
 	PATH="$(abspath $(BIN)):$$PATH" dvc exp show --no-pager $(EXP_TABLE)
 
@@ -49,7 +53,7 @@ lint: setup
 # stage downloads FreiHAND_pub_v2.zip (3.7 GB) to data/raw/ once. The experiment is named `paper`.
 PAPER_PARAMS := -S data.source=freihand -S data.split=paper -S 'data.versions=[0]' -S data.n_train=3200 \
 	-S data.n_test=200 -S train.epochs=100 -S train.lr=1e-4 -S train.lr_drop_at=0.5 -S model.input_size=256 \
-	-S model.features=256 -S heatmap.sigma=2 -S model.mlp_width=1024 -S model.mlp_depth=2 \
+	-S model.hourglass.features=256 -S heatmap.sigma=2 -S model.mlp_width=1024 -S model.mlp_depth=2 \
 	-S 'model.dropout=[0.3,0.4]' -S model.uv=argmax -S '+variant_train.m_asm.batch_size=25' -S pretrain.n_hands=0
 paper: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run --name paper $(PAPER_PARAMS)

@@ -36,14 +36,15 @@ def test_bone_lengths_in_anatomical_range(samples: list[Sample]) -> None:
     high = (BONE_MEAN_MM + BONE_SD_CLIP * BONE_SD_MM).reshape(-1) * SIZE_RANGE[1] / 1000
     for s in samples:
         lengths = np.linalg.norm(s.xyz[[c for _, c in BONES]] - s.xyz[[p for p, _ in BONES]], axis=-1)
+        # float32 joints (~0.5 m: 6e-8 m a rounding) put a length within ~1e-7 m; a micron is room.
         assert np.all(lengths >= low - 1e-6) and np.all(lengths <= high + 1e-6)
 
 
 def test_camera_and_projection(samples: list[Sample]) -> None:
     for s in samples:
         assert (s.K[0, 2], s.K[1, 2]) == PRINCIPAL_POINT and s.K[0, 1] == 0 and s.K[2, 2] == 1
-        assert s.K[0, 0] == s.K[1, 1] and 375 <= s.K[0, 0] <= 600
-        assert 0.40 - 1e-6 <= s.xyz[0, 2] <= 0.95 + 1e-6
+        assert s.K[0, 0] == s.K[1, 1] and 375 <= s.K[0, 0] <= 600  # the renderer's FOCAL_RANGE
+        assert 0.40 - 1e-6 <= s.xyz[0, 2] <= 0.95 + 1e-6  # its DEPTH_RANGE, with room for float32's rounding
         uv = project(s.xyz, s.K)
         assert np.all(uv >= 0) and np.all(uv < FRAME_SIZE)
 
@@ -74,6 +75,7 @@ def test_written_layout_and_scale(tmp_path: Path) -> None:
     scale = np.array(json.loads((root / layout.SCALE_FILE).read_text()), np.float32)
     vis = np.array(json.loads((root / layout.VISIBILITY_FILE).read_text()))
     assert xyz.shape == (5, 21, 3) and vis.shape == (5, 21)
+    # float32 values: the written scale and the length recomputed here differ by a few eps (1.2e-7).
     np.testing.assert_allclose(scale, np.linalg.norm(xyz[:, SCALE_BONE[0]] - xyz[:, SCALE_BONE[1]], axis=-1), rtol=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temporary folder left behind
 
