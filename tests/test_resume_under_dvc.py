@@ -29,7 +29,9 @@ def assert_same(a, b, where: str) -> None:
         assert a == b, where
 
 
-def wait_for(path, process, timeout=300.0):
+def wait_for(path, process, timeout=1200.0):
+    # A guard against a hang, not a measurement: unloaded the file appears within a minute, but a
+    # machine shared with other work can take many times that (the suite must pass under load).
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert process.poll() is None, "dvc repro ended before it could be killed"
@@ -39,7 +41,10 @@ def wait_for(path, process, timeout=300.0):
 
 def test_a_killed_repro_resumes_every_seed_and_matches_an_uninterrupted_run(tmp_path):
     variant = {"m_cos_2": ["hm", "pose", "cos"]}
-    repo = new_project(tmp_path / "repo", {"train": {"epochs": EPOCHS, "seed": [0, 1]}, "variants": variant})
+    # One thread: a CPU shared with other work slows a 2-thread torch job many times over; resuming is
+    # the same with any thread count.
+    train = {"epochs": EPOCHS, "seed": [0, 1], "threads": 1}
+    repo = new_project(tmp_path / "repo", {"train": train, "variants": variant})
     models = repo / "models" / "m_cos_2"
     dvc = subprocess.Popen(
         ["dvc", "repro"], cwd=repo, env=environment(), start_new_session=True,

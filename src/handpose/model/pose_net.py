@@ -81,7 +81,11 @@ class HandPoseNet(nn.Module):
         rel_depth = self.mlp(self.latent(features, last)).float()  # (B, 20), in units of scale
         rel_depth = torch.cat([rel_depth[:, :ROOT], torch.zeros_like(rel_depth[:, :1]), rel_depth[:, ROOT:]], 1)
         depth = root_depth[:, None] + rel_depth * scale[:, None]
-        return {"heatmaps": heatmaps, "uv": uv, "xyz": camera.lift(uv, depth, K)}
+        # Lifting in float32 whatever autocast says: a bf16 matmul keeps 8 bits, which rounds a pixel
+        # coordinate near 224 to a whole pixel and K^-1's rays alike (docs/benchmarks.md, bf16).
+        with torch.autocast(image.device.type, enabled=False):
+            xyz = camera.lift(uv.float(), depth.float(), K.float())
+        return {"heatmaps": heatmaps, "uv": uv, "xyz": xyz}
 
 
 def build_model(model: ModelConfig, image_size: int) -> HandPoseNet:
