@@ -165,7 +165,7 @@ class VariantConfig(Section):
     the `configure` stage."""
 
     variant: VariantName
-    losses: dict[Name, float]  # the variant's own terms and their weights, in handpose.losses.TERMS order
+    losses: dict[Name, float]  # the variant's own terms and their weights (the weighted sum runs in this order)
     term_settings: dict[Name, dict[str, Any]] = {}  # the own settings of those of its terms that have any
     model: ModelConfig
     train: TrainConfig

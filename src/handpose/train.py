@@ -99,14 +99,17 @@ def train(
     logged = [t for t, term in TERMS.items() if term.settings is None or t in config.losses]
     poses = root_relative_in_scale(xyz, xyz[:, ROOT], scale)
     settings = {t: term_settings(t, values).fitted(poses) for t, values in config.term_settings.items()}
-    terms_w = config.losses.items()
+    gather = lambda rows: distributed.all_gather(group, rows)  # noqa: E731 (the global batch's rows)
 
     for epoch in range(start, tcfg.epochs):
         # This epoch's lr and weights (a term's settings may schedule its weight).
         lr = learning_rate(tcfg, epoch)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr
-        weights = {t: w * settings[t].weight_factor(epoch, tcfg.epochs) if t in settings else w for t, w in terms_w}
+        weights = {
+            t: w * settings[t].weight_factor(epoch, tcfg.epochs) if t in settings else w
+            for t, w in config.losses.items()
+        }
         net.train()
         sums = dict.fromkeys(("loss", *logged), 0.0)  # device tensors after the first step: no sync per step
         sampler.set_epoch(epoch)
@@ -125,7 +128,6 @@ def train(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tcfg.bf16):
                 out = net(to_input(image, tcfg.channels_last), K[idx], root[:, 2], scale[idx])
             pose, true_pose = (root_relative_in_scale(p, root, scale[idx]) for p in (out["xyz"], xyz[idx]))
-            gather = lambda rows: distributed.all_gather(group, rows)  # noqa: E731
             loss, terms = train_step(
                 optimizer, Batch(pose, true_pose, out["heatmaps"], target, gather), weights, logged, settings,
                 where=f"{name} seed {seed}: training diverged at epoch {epoch + 1}, step {step + 1}/{steps}",
