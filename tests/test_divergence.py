@@ -13,6 +13,7 @@ from handpose.data import layout
 from handpose.data.split import write_split
 from handpose.evaluate import evaluate
 from handpose.heatmap_targets import write_heatmaps
+from handpose.step import DivergenceCheck, TrainingDiverged
 
 from .conftest import data_config, tiny_config, train_tiny
 
@@ -104,3 +105,24 @@ def test_evaluate_refuses_a_split_of_another_input_size(trained, tiny_dataset, t
 def test_weights_that_do_not_fit_their_config_are_refused_naming_the_file(trained, tiny_dataset, tmp_path):
     path = altered(trained, tmp_path, lambda c: c["config"]["model"].update(input_size=64))
     assert main(["predict", str(layout.rgb_path(tiny_dataset, 0)), "--model", str(path)]) == 2
+
+
+def test_a_deferred_check_names_the_first_diverged_step_and_its_terms_only_when_confirmed():
+    """The GPU's way (no host sync per step), run on the CPU: nothing is raised at the step itself, and
+    confirm() names the first bad step and the terms that were bad there, not later ones."""
+    where = lambda at: f"run: diverged at step {at + 1}"  # noqa: E731
+    check = DivergenceCheck(where, "lower the lr", torch.device("cpu"), deferred=True)
+    one, nan = torch.tensor(1.0), torch.tensor(float("nan"))
+    check.observe(0, one, {"hm": one, "pose": one})
+    check.confirm()
+    check.observe(1, nan, {"hm": one, "pose": nan})  # the first bad step: pose alone
+    check.observe(2, nan, {"hm": nan, "pose": nan})
+    with pytest.raises(TrainingDiverged, match=r"^run: diverged at step 2: loss_pose not finite; lower the lr$"):
+        check.confirm()
+
+
+def test_an_immediate_check_raises_at_the_step_with_the_bad_values():
+    check = DivergenceCheck(lambda at: f"run: diverged at step {at + 1}", "lower the lr", torch.device("cpu"))
+    check.observe(0, torch.tensor(1.0), {"hm": torch.tensor(1.0)})
+    with pytest.raises(TrainingDiverged, match=r"^run: diverged at step 2: loss_hm = inf; lower the lr$"):
+        check.observe(1, torch.tensor(float("inf")), {"hm": torch.tensor(float("inf"))})

@@ -117,7 +117,7 @@ class TrainConfig(Section):
     lr_drop_at: Number
     seed: Annotated[list[Int], Field(min_length=1), BeforeValidator(_listed)]  # one model per seed
     channels_last: bool
-    bf16: bool
+    bf16: Literal["auto"] | bool  # auto: where the device computes in bf16 natively (device.uses_bf16)
     device: Literal["auto", "cpu", "cuda"]
     threads: Annotated[Int, Field(ge=0)]  # CPU threads; 0 = torch's default (all cores)
     nproc: PositiveInt  # training processes on this node, under torchrun (DistributedDataParallel)

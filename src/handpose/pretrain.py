@@ -24,13 +24,13 @@ from handpose.camera import FRAME_SIZE, project
 from handpose.checkpoints import save_pretrained
 from handpose.config import Params
 from handpose.data.synthetic.arrays import render_arrays
-from handpose.device import setup_torch
+from handpose.device import setup_torch, uses_bf16
 from handpose.heatmaps import gaussian_heatmaps, heatmap_to_image, soft_argmax
 from handpose.losses import Batch
 from handpose.metrics import uv_error_px
 from handpose.model import build_backbone
 from handpose.model.pose_net import to_input
-from handpose.step import train_step
+from handpose.step import DivergenceCheck, train_step
 
 HELD_OUT = 200  # extra hands, never trained on, that measure the 2D error during pretraining
 EVALUATIONS = 10  # held-out measurements over the run (the log's rows)
@@ -57,6 +57,7 @@ def pretrain(
     held-out 2D error."""
     cfg, model_cfg, channels_last = params.pretrain, params.model, params.train.channels_last
     device = setup_torch(params.train)
+    bf16 = uses_bf16(params.train, device)
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(model_cfg).to(device)
     if channels_last:
@@ -72,7 +73,9 @@ def pretrain(
         optimizer = torch.optim.RMSprop(backbone.parameters(), lr=cfg.lr, foreach=True)
         shuffle = torch.Generator().manual_seed(cfg.seed)
         every = max(1, steps // EVALUATIONS)
-        total, tic = 0.0, time.perf_counter()
+        where = lambda at: f"pretrain: training diverged at step {at + 1}/{steps}"  # noqa: E731
+        check = DivergenceCheck(where, "lower pretrain.lr", device)
+        total, tic = torch.zeros((), dtype=torch.float64, device=device), time.perf_counter()
         for step in tqdm(range(steps), desc="pretrain backbone", disable=not progress, mininterval=1.0):
             # A batch of rendered hands, each pass in a new order and through newly rolled cameras.
             pass_index, at = divmod(step, per_pass)
@@ -86,23 +89,22 @@ def pretrain(
                 image, pose = roll(image, pose, K[idx], angles[idx])
             target = gaussian_heatmaps(project(pose, K[idx]), FRAME_SIZE, model_cfg.heatmap_size, params.heatmap.sigma)
             # The backbone's forward pass and one step on L_hm alone.
-            heatmaps, _ = backbone(to_input(torch.from_numpy(image).to(device), channels_last))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                heatmaps, _ = backbone(to_input(torch.from_numpy(image).to(device), channels_last))
             batch = Batch(heatmaps=heatmaps, true_heatmaps=torch.from_numpy(target).to(device))
-            loss, _ = train_step(
-                optimizer, batch, {"hm": 1.0}, [], {},
-                where=f"pretrain: training diverged at step {step + 1}/{steps}", hint="lower pretrain.lr",
-            )  # fmt: skip
-            total += float(loss.detach())
+            loss, _ = train_step(optimizer, batch, {"hm": 1.0}, [], {}, check, step)
+            total += loss.detach()  # on the device: no host sync per step
             # Every `every` steps, a log row: the mean L_hm since the last one, and the held-out 2D error.
             if (step + 1) % every == 0 or step + 1 == steps:
+                check.confirm()
                 seconds += time.perf_counter() - tic
                 done = len(rows) * every
                 error = held_out_uv_error_px(backbone, held_out, channels_last)
                 rows.append(
-                    dict(zip(COLUMNS, [step + 1, (step + 1) * cfg.batch_size, total / (step + 1 - done), error]))
+                    dict(zip(COLUMNS, [step + 1, (step + 1) * cfg.batch_size, float(total) / (step + 1 - done), error]))
                 )
                 tqdm.write(f"pretrain step {step + 1}/{steps}: held-out uv error {error:.2f} px")
-                total, tic = 0.0, time.perf_counter()
+                total, tic = torch.zeros_like(total), time.perf_counter()
     save_pretrained(out, model_cfg, backbone.state_dict() if steps else None, rows)
     write_rows(log_path, rows, COLUMNS)
     speed = steps * cfg.batch_size / max(seconds, 1e-9)

@@ -3,14 +3,60 @@ and the update. The forward pass is the caller's (the backbone alone, or the who
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from handpose import distributed
 from handpose.losses import TERMS, Batch, TermSettings, value
 
+NOT_YET = torch.iinfo(torch.int64).max  # no step has diverged
+
 
 class TrainingDiverged(ValueError):
     """A loss became NaN or infinite: the run stops, and nothing diverged is kept as a result."""
+
+
+class DivergenceCheck:
+    """Stops training at the first non-finite loss on any process, naming the step, the bad terms and
+    a hint. On a CPU each step is checked as it comes (reading a value costs nothing there). On a GPU
+    the check stays on the device and `confirm()` reads it, which the loop calls before it keeps
+    anything (a log row, a checkpoint), so the host never waits for the GPU inside an epoch.
+
+    `where(step)` names a step, e.g. "m_cos_2 seed 0: training diverged at epoch 2, step 7/250"."""
+
+    def __init__(
+        self,
+        where: Callable[[int], str],
+        hint: str,
+        device: torch.device,
+        group: distributed.Group = distributed.ONE,
+        deferred: bool | None = None,  # default: on a GPU
+    ):
+        self.where, self.hint, self.group = where, hint, group
+        self.deferred = device.type == "cuda" if deferred is None else deferred
+        self.first = torch.tensor(NOT_YET, device=device)  # the first step whose loss was not finite
+        self.bad_terms = torch.zeros(len(TERMS), dtype=torch.bool, device=device)
+
+    def observe(self, step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        finite = torch.isfinite(distributed.all_sum(self.group, loss))
+        if not self.deferred:
+            if not finite:
+                bad = [f"loss_{name} = {float(v.detach())}" for name, v in terms.items() if not torch.isfinite(v)]
+                bad = ", ".join(bad) or f"weighted loss = {float(loss)}"
+                raise TrainingDiverged(f"{self.where(step)}: {bad}; {self.hint}")
+            return
+        self.first = torch.where(finite | (self.first != NOT_YET), self.first, step)
+        # Device ops only: a tensor built from host values would wait for the GPU (a pageable copy).
+        no = self.bad_terms[0] & False
+        flags = torch.stack([~torch.isfinite(terms[t].detach()) if t in terms else no for t in TERMS])
+        self.bad_terms = torch.where(self.first == step, flags, self.bad_terms)  # the first bad step's terms
+
+    def confirm(self) -> None:
+        """Raise TrainingDiverged if any step so far diverged (one host sync on a GPU; free on a CPU)."""
+        if self.deferred and (first := int(self.first)) != NOT_YET:
+            bad = [f"loss_{name}" for name, flag in zip(TERMS, self.bad_terms.tolist()) if flag]
+            raise TrainingDiverged(f"{self.where(first)}: {', '.join(bad) or 'weighted loss'} not finite; {self.hint}")
 
 
 def train_step(
@@ -19,21 +65,18 @@ def train_step(
     weights: dict[str, float],
     logged: list[str],
     settings: dict[str, TermSettings],
-    where: str,
-    hint: str,
-    group: distributed.Group = distributed.ONE,
+    check: DivergenceCheck,
+    step: int,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Minimise sum(weight * term) over `weights` on `batch`; returns that loss and the value of every
     term in `logged` (those not weighted come from a pass without gradients, for the log alone).
-    A non-finite loss on any process stops every process, naming `where`, the bad terms and `hint`."""
+    `check` sees the loss of every `step` (a non-finite one on any process stops every process)."""
     terms = {}
     for name in [t for t in TERMS if t in weights or t in logged]:  # in TERMS order: the order of backward's sums
         with torch.set_grad_enabled(name in weights):
             terms[name] = value(name, batch, settings.get(name))
     loss = sum(w * terms[name] for name, w in weights.items())
-    if not torch.isfinite(distributed.all_sum(group, loss)):  # one host sync per step (cheap on CPU)
-        bad = [f"loss_{name} = {float(v.detach())}" for name, v in terms.items() if not torch.isfinite(v)]
-        raise TrainingDiverged(f"{where}: {', '.join(bad) or f'weighted loss = {float(loss.detach())}'}; {hint}")
+    check.observe(step, loss, terms)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

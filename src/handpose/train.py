@@ -23,14 +23,14 @@ from handpose.atomic import atomic_path, write_rows, write_text
 from handpose.checkpoints import load_checkpoint, load_pretrained, save_checkpoint, seed_checkpoint, seed_checkpoints
 from handpose.config import TrainConfig, VariantConfig
 from handpose.data.split import load_split
-from handpose.device import setup_torch
+from handpose.device import setup_torch, uses_bf16
 from handpose.heatmap_targets import HEATMAPS_FILE, load_heatmaps
 from handpose.inference import infer
 from handpose.losses import TERMS, Batch, term_settings
 from handpose.metrics import joint_errors_mm, over_seeds, pose_error_mm
 from handpose.model.pose_net import HandPoseNet, build_model, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
-from handpose.step import TrainingDiverged, train_step
+from handpose.step import DivergenceCheck, TrainingDiverged, train_step
 
 __all__ = ["TrainingDiverged", "learning_rate", "train", "train_variant"]
 
@@ -83,10 +83,15 @@ def train(
     log(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters on {device} x {group.world}")
     start, rows = _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log)
     net = DistributedDataParallel(model) if group.world > 1 else model
+    bf16 = uses_bf16(tcfg, device)  # autocast of the forward pass; the lift to 3D and the losses stay fp32
 
-    # Images and heatmaps stay memory-mapped (uint8, float16): each batch reads its own rows, so memory
-    # is bounded whatever the split's size; the small labels live on the device.
+    # Images and heatmaps (uint8, float16) go to a GPU whole when they fit, so that no batch waits for
+    # the host; otherwise they stay memory-mapped and each batch reads its own rows, so memory is
+    # bounded whatever the split's size. The small labels live on the device.
     images, targets = data.train["images"], data.heatmaps
+    resident = _fits_on(device, images, targets)
+    if resident:
+        images, targets = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (images, targets))
     xyz, K, scale = (torch.from_numpy(data.train[key]).to(device) for key in ("xyz", "K", "scale"))
     batch = tcfg.batch_size // group.world  # this process's share of each global batch
     if len(images) < tcfg.batch_size:
@@ -114,31 +119,38 @@ def train(
         sums = dict.fromkeys(("loss", *logged), 0.0)  # device tensors after the first step: no sync per step
         sampler.set_epoch(epoch)
         order = np.fromiter(sampler, np.int64)
+        order_on_device = torch.from_numpy(order).to(device)  # one copy an epoch, not one a step
         steps = len(order) // batch  # drop the incomplete last batch: BatchNorm needs > 1 sample
+        check = DivergenceCheck(
+            lambda at, epoch=epoch, steps=steps: f"{name} seed {seed}: training diverged at epoch {epoch + 1}, "
+            f"step {at + 1}/{steps}",
+            f"lower train.lr or the loss weights (the checkpoint, if any, holds epoch {epoch} of the run and is "
+            "refused as unfinished)", device, group,
+        )  # fmt: skip
         tic = time.perf_counter()
         shown, desc = progress and group.main, f"{name} epoch {epoch + 1}/{tcfg.epochs}"
         bar = tqdm(range(steps), desc=desc, disable=not shown, leave=False, mininterval=1.0)  # DVC logs keep redraws
         for step in bar:
             # One batch: its rows of the memory maps, the network's forward pass, one step on its losses.
-            picked = order[step * batch : (step + 1) * batch]
-            image = torch.from_numpy(images[picked]).to(device, non_blocking=True)
-            target = torch.from_numpy(targets[picked]).to(device, non_blocking=True).float()
-            idx = torch.from_numpy(picked).to(device)
+            idx = order_on_device[step * batch : (step + 1) * batch]
+            if resident:
+                image, target = images[idx], targets[idx].float()
+            else:
+                picked = order[step * batch : (step + 1) * batch]
+                image = torch.from_numpy(images[picked]).to(device, non_blocking=True)
+                target = torch.from_numpy(targets[picked]).to(device, non_blocking=True).float()
             root = xyz[idx, ROOT]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tcfg.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = net(to_input(image, tcfg.channels_last), K[idx], root[:, 2], scale[idx])
             pose, true_pose = (root_relative_in_scale(p, root, scale[idx]) for p in (out["xyz"], xyz[idx]))
-            loss, terms = train_step(
-                optimizer, Batch(pose, true_pose, out["heatmaps"], target, gather), weights, logged, settings,
-                where=f"{name} seed {seed}: training diverged at epoch {epoch + 1}, step {step + 1}/{steps}",
-                hint=f"lower train.lr or the loss weights (the checkpoint, if any, holds epoch {epoch} of the run "
-                "and is refused as unfinished)", group=group,
-            )  # fmt: skip
+            batch_of = Batch(pose, true_pose, out["heatmaps"], target, gather)
+            loss, terms = train_step(optimizer, batch_of, weights, logged, settings, check, step)
             sums["loss"] = sums["loss"] + loss.detach()
             for term, value in terms.items():
                 sums[term] = sums[term] + value.detach()
             if progress and group.main and step % 25 == 0:  # reading the loss waits for the device
                 bar.set_postfix(loss=f"{float(sums['loss']) / (step + 1):.3g}", refresh=False)
+        check.confirm()  # before anything of this epoch is kept
         seconds = time.perf_counter() - tic
 
         # The epoch's log row (mean terms, the test split's error) and the checkpoint to resume from.
@@ -199,6 +211,15 @@ def _placed(tcfg: TrainConfig) -> tuple[torch.device, distributed.Group]:
     if tcfg.batch_size % group.world:
         raise ValueError(f"train.batch_size = {tcfg.batch_size} does not split over {group.world} processes")
     return device, group
+
+
+def _fits_on(device: torch.device, *arrays: np.ndarray) -> bool:
+    """Whether `arrays` fit in a quarter of a GPU's free memory (the rest is the model's and its
+    activations'). On a CPU they stay memory-mapped."""
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return sum(a.nbytes for a in arrays) < free // 4
 
 
 def _test_error(model: HandPoseNet, test_split: dict, group: distributed.Group, channels_last: bool) -> float:
