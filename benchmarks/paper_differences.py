@@ -40,8 +40,8 @@ DIFFERENCES = {
     "epochs_16": ("more epochs (16; paper 100)", "m_cos_2", {"train": {"epochs": 16}}, True),
     "n_train_3200": ("3200 training hands", "m_cos_2", {"data": {"n_train": 3200}}, True),
     "mlp_1024": ("MLP 1024 -> 256 -> 20", "m_cos_2", {"model": {"mlp_width": 1024}}, True),
-    "sigma_0.5": ("heatmap sigma 2 of 64 cells (0.5 of our 16)", "m_cos_2", {"heatmap": {"sigma": 0.5}}, True),
-    "bf16": ("fp32 (paper) vs bf16 autocast (ours, optional)", "m_cos_2", {"train": {"bf16": True}}, True),
+    "sigma_0.75": ("heatmap sigma 2 of 64 cells (0.75 of our 24)", "m_cos_2", {"heatmap": {"sigma": 0.75}}, True),
+    "fp32": ("fp32 (paper), not bf16 autocast (native here)", "m_cos_2", {"train": {"bf16": False}}, True),
     "m_asm_default": ("(the default recipe)", "m_asm", {}, True),
     "m_asm_batch_25": ("m_asm at batch 25", "m_asm", {"train": {"batch_size": 25}}, True),
 }

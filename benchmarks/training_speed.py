@@ -5,8 +5,8 @@ images/s at batch 1 and 32, and peak RSS.
 The reference is what the public baseline code does: the same model in fp32 NCHW, fed by a
 `Dataset` that decodes the JPEG and draws the heatmaps in `__getitem__`, through a DataLoader,
 with PyTorch's default (per-tensor) RMSprop. Ours: images decoded once into a uint8 array, heatmaps
-drawn once, channels_last, a multi-tensor (foreach) RMSprop, and bf16 when params.yaml turns it on;
-ours with bf16 is measured either way.
+drawn once, channels_last, a multi-tensor (foreach) RMSprop, and bf16 autocast where `train.bf16`
+picks it (`auto`: a CPU with native bf16); ours is measured in fp32 and bf16 either way.
 
     python benchmarks/training_speed.py [--params params.yaml] [--steps 20] [--sizes default paper]
 """
@@ -30,11 +30,13 @@ from handpose.config import ModelConfig, VariantConfig, load_params
 from handpose.configure import variant_config
 from handpose.data.freihand import open_freihand
 from handpose.data.synthetic import write_dataset
+from handpose.device import uses_bf16
 from handpose.heatmaps import HEATMAP_CHUNK, gaussian_heatmaps
 from handpose.inference import infer
 from handpose.losses import Batch, term_settings
 from handpose.model.pose_net import build_model, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
+from handpose.step import DivergenceCheck
 from handpose.step import train_step as one_step
 
 PAPER_MODEL = {
@@ -65,6 +67,9 @@ class JpegDataset(Dataset):
         return {"image": image, "heatmaps": heatmaps, "xyz": xyz, "K": K, "scale": np.float32(scale)}
 
 
+CHECK = DivergenceCheck(lambda step: "training_speed: diverged", "", torch.device("cpu"))
+
+
 def train_step(model, optimizer, config: VariantConfig, batch: dict, channels_last: bool, bf16: bool) -> None:
     xyz, scale = batch["xyz"], batch["scale"]
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -73,7 +78,7 @@ def train_step(model, optimizer, config: VariantConfig, batch: dict, channels_la
     true = root_relative_in_scale(xyz, xyz[:, ROOT], scale)
     settings = {t: term_settings(t, values) for t, values in config.term_settings.items()}
     terms = Batch(pred, true, out["heatmaps"], batch["heatmaps"].float())
-    one_step(optimizer, terms, config.losses, [], settings, where="training_speed", hint="")
+    one_step(optimizer, terms, config.losses, [], settings, CHECK, 0)
 
 
 def samples_per_s(
@@ -172,10 +177,11 @@ def main() -> None:
             batch = config.train.batch_size
             loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
             reference = samples_per_s(config, forever(loader), steps, channels_last=False, bf16=False, foreach=False)
-            ours = samples_per_s(
-                config, in_memory_batches(dataset, batch), steps, config.train.channels_last, config.train.bf16
+            fp32, bf16 = (
+                samples_per_s(config, in_memory_batches(dataset, batch), steps, config.train.channels_last, autocast)
+                for autocast in (False, True)
             )
-            bf16 = samples_per_s(config, in_memory_batches(dataset, batch), steps, config.train.channels_last, True)
+            ours = bf16 if uses_bf16(config.train, torch.device("cpu")) else fp32  # what train.bf16 picks here
             results[size] = {
                 "input_size": config.model.input_size,
                 "backbone": {config.model.backbone: config.model.backbone_settings},
@@ -183,7 +189,9 @@ def main() -> None:
                 "train_samples_per_s_ours": round(ours, 1),
                 "train_samples_per_s_reference": round(reference, 1),
                 "speedup": round(ours / reference, 2),
+                "train_samples_per_s_ours_fp32": round(fp32, 1),
                 "train_samples_per_s_ours_bf16": round(bf16, 1),
+                "speedup_fp32": round(fp32 / reference, 2),
                 "inference_images_per_s_batch1": round(
                     inference_images_per_s(config, 1, 20 if size == "default" else 2), 1
                 ),

@@ -72,3 +72,36 @@ def test_full_scale_memory_runs_every_stage_and_reports_its_peak(tiny_params, tm
         assert out[stage]["peak_rss_mb"] > 0 and out[stage]["seconds"] > 0
     assert out["peak_rss_mb"] == max(out[s]["peak_rss_mb"] for s in ("data", "split", "heatmaps", "train_one_epoch"))
     assert not (tmp_path / "w").exists()  # removed unless --keep
+
+
+def test_device_speed_falls_back_to_the_cpu_and_projects_both_make_targets(tiny_params):
+    """Without a GPU the device benchmark still measures every case, checks two runs for identical
+    weights and projects the training time of `make repro` and `make paper` from its own speeds."""
+    out = run_benchmark(
+        "device_speed.py",
+        "--params",
+        str(tiny_params),
+        "--device",
+        "cpu",
+        "--steps",
+        "1",
+        "--sizes",
+        "default",
+        "paper",
+    )
+    assert out["device"].startswith("cpu")
+    assert set(out["cases"]) == {"default fp32", "default bf16", "paper fp32", "paper bf16"}
+    assert all(case["samples_per_s"] > 0 for case in out["cases"].values())
+    assert out["two_runs_identical_weights"] is True  # setup_torch's deterministic kernels
+    params = yaml.safe_load(tiny_params.read_text())
+    best = {s: max(out["cases"][f"{s} {p}"]["samples_per_s"] for p in ("fp32", "bf16")) for s in ("default", "paper")}
+    assert out["projected"]["make_paper_training_s"] == round(100 * 3200 * len(params["variants"]) / best["paper"])
+    assert out["projected"]["make_repro_training_s"] > 0
+
+
+def test_pretrain_levers_scores_the_backbone_and_its_weight_average(tiny_params):
+    out = run_benchmark(
+        "pretrain_levers.py", "--params", str(tiny_params), "--hands", "16", "--uv-weight", "1", "--ema", "0.9"
+    )
+    assert out["hands"] == 16 and out["input_size"] == 32 and out["held_out_uv_error_px"] > 0
+    assert out["held_out_uv_error_px_ema"] > 0 and out["held_out_uv_error_px_ema"] != out["held_out_uv_error_px"]

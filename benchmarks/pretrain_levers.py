@@ -1,0 +1,91 @@
+"""Which levers make the backbone find joints better per CPU-minute: one pass of the `pretrain` stage's
+recipe (rendered hands, rolled cameras, L_hm) over --hands hands, with one lever changed, then the
+held-out 2D error (px at 224) and the wall time. Prints one JSON line.
+
+    python benchmarks/pretrain_levers.py [--hands 20000] [--input-size 96] [--bf16] [--batch 8] [--lr 1e-3]
+        [--uv-weight W]   # + W x L1 of the soft-argmax joints, in heatmap cells (integral regression)
+        [--ema D]         # also score an exponential moving average of the weights (decay D)
+
+Sigma follows the input size (params.yaml's sigma x input_size / params.yaml's input size), so the
+Gaussians keep their width in image pixels. One seed: differences under about 0.5 px are noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from handpose.augment import roll
+from handpose.camera import FRAME_SIZE, project
+from handpose.config import ModelConfig, TrainConfig, load_params
+from handpose.data.synthetic.arrays import render_arrays
+from handpose.device import setup_torch
+from handpose.heatmaps import gaussian_heatmaps, image_to_heatmap, soft_argmax
+from handpose.losses import Batch, value
+from handpose.model import build_backbone
+from handpose.model.pose_net import to_input
+from handpose.pretrain import HELD_OUT, held_out_uv_error_px
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--hands", type=int, default=20000)
+    parser.add_argument("--input-size", type=int, help="default: params.yaml's")
+    parser.add_argument("--bf16", action="store_true", help="autocast the backbone to bfloat16")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--uv-weight", type=float, default=0.0)
+    parser.add_argument("--ema", type=float, default=0.0)
+    args = parser.parse_args()
+    params = load_params(args.params)
+    size = args.input_size or params.model.input_size
+    sigma = params.heatmap.sigma * size / params.model.input_size
+    model_cfg = ModelConfig.model_validate({**params.model.model_dump(), "input_size": size})
+    device = setup_torch(TrainConfig.model_validate({**params.train.model_dump(), "device": "cpu"}))
+    seed, cells = params.pretrain.seed, model_cfg.heatmap_size
+    torch.manual_seed(seed)
+    backbone = build_backbone(model_cfg).to(memory_format=torch.channels_last)
+    ema = AveragedModel(backbone, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True) if args.ema else None
+    hands = render_arrays(args.hands + HELD_OUT, seed, size, progress=False)
+    held_out = {key: v[args.hands :] for key, v in hands.items()}
+    images, xyz, K = (hands[key][: args.hands] for key in ("images", "xyz", "K"))
+    optimizer = torch.optim.RMSprop(backbone.parameters(), lr=args.lr, foreach=True)
+    order = torch.randperm(args.hands, generator=torch.Generator().manual_seed(seed)).numpy()
+    angles = np.random.default_rng(seed).uniform(-1, 1, args.hands) * np.radians(params.pretrain.roll)
+    tic = time.perf_counter()
+    for step in range(args.hands // args.batch):
+        idx = order[step * args.batch : (step + 1) * args.batch]
+        image, pose = roll(images[idx], xyz[idx], K[idx], angles[idx])
+        uv = project(pose, K[idx])
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            heatmaps, _ = backbone(to_input(torch.from_numpy(image), True))
+        target = torch.from_numpy(gaussian_heatmaps(uv, FRAME_SIZE, cells, sigma))
+        loss = value("hm", Batch(heatmaps=heatmaps, true_heatmaps=target))
+        if args.uv_weight:  # every stack's soft-argmax joints against the truth, in heatmap cells
+            true_uv = torch.from_numpy(image_to_heatmap(uv, FRAME_SIZE, cells).astype(np.float32))
+            errors = torch.stack([soft_argmax(h) for h in heatmaps]) - true_uv
+            loss = loss + args.uv_weight * errors.abs().sum((-1, -2)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if ema is not None:
+            ema.update_parameters(backbone)
+    seconds = time.perf_counter() - tic
+    result = {
+        "hands": args.hands, "input_size": size, "sigma": sigma, "bf16": args.bf16, "batch": args.batch,
+        "lr": args.lr, "uv_weight": args.uv_weight, "ema": args.ema, "train_seconds": round(seconds),
+        "held_out_uv_error_px": round(held_out_uv_error_px(backbone, held_out, True), 2),
+    }  # fmt: skip
+    if ema is not None:
+        result["held_out_uv_error_px_ema"] = round(held_out_uv_error_px(ema.module, held_out, True), 2)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
