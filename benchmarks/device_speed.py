@@ -28,7 +28,7 @@ from handpose.config import Params, TrainConfig, load_params  # noqa: E402
 from handpose.configure import variant_config  # noqa: E402
 from handpose.device import setup_torch  # noqa: E402
 
-PAPER = {"epochs": 100, "n_train": 3200, "pretrain_samples": 0}  # the Makefile's `paper` experiment
+PAPER = {"epochs": 100, "n_train": 3200}  # the Makefile's PAPER_PARAMS (no pretraining)
 
 
 def measured(params: Params, size: str, bf16: bool, device: torch.device, steps: int, compiled: bool) -> dict:

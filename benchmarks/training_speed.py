@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from handpose.camera import project
-from handpose.config import ModelConfig, VariantConfig, load_params
+from handpose.config import VariantConfig, load_params
 from handpose.configure import variant_config
 from handpose.data.freihand import open_freihand
 from handpose.data.synthetic import write_dataset
@@ -39,13 +40,9 @@ from handpose.skeleton import ROOT
 from handpose.step import DivergenceCheck
 from handpose.step import train_step as one_step
 
-PAPER_MODEL = {
-    "input_size": 256,
-    "backbone": "hourglass",
-    "hourglass": {"features": 256, "stacks": 2, "depth": 4},
-    "mlp_width": 1024,
-    "uv": "argmax",
-}
+sys.path.insert(0, str(Path(__file__).parent))  # model_speed, beside this script
+from model_speed import sized_model  # noqa: E402
+
 VARIANT = "m_cos_2"
 
 
@@ -166,11 +163,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(Path(tmp) / "data", n=64, seed=0, workers=1, progress=False)
         for size in args.sizes:
-            model = (
-                params.model
-                if size == "default"
-                else ModelConfig.model_validate({**params.model.model_dump(), **PAPER_MODEL})
-            )
+            model = sized_model(params.model, size)  # the paper's: model_speed.PAPER_MODEL
             config = variant_config(params.model_copy(update={"model": model}), VARIANT)
             steps = args.steps if size == "default" else max(2, args.steps // 10)
             dataset = JpegDataset(Path(tmp) / "data", config.model.input_size, params.heatmap.sigma)
