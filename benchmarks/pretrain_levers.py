@@ -5,6 +5,7 @@ held-out 2D error (px at 224) and the wall time. Prints one JSON line.
     python benchmarks/pretrain_levers.py [--hands 20000] [--input-size 96] [--bf16] [--batch 8] [--lr 1e-3]
         [--uv-weight W]   # + W x L1 of the soft-argmax joints, in heatmap cells (integral regression)
         [--ema D]         # also score an exponential moving average of the weights (decay D)
+        [--lr-drop-at F]  # lr / 10 from this fraction of the steps on (as train.lr_drop_at)
 
 Sigma follows the input size (params.yaml's sigma x input_size / params.yaml's input size), so the
 Gaussians keep their width in image pixels. One seed: differences under about 0.5 px are noise.
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--uv-weight", type=float, default=0.0)
     parser.add_argument("--ema", type=float, default=0.0)
+    parser.add_argument("--lr-drop-at", type=float, default=1.0, help="fraction of the steps (1: no drop)")
     args = parser.parse_args()
     params = load_params(args.params)
     size = args.input_size or params.model.input_size
@@ -58,8 +60,12 @@ def main() -> None:
     optimizer = torch.optim.RMSprop(backbone.parameters(), lr=args.lr, foreach=True)
     order = torch.randperm(args.hands, generator=torch.Generator().manual_seed(seed)).numpy()
     angles = np.random.default_rng(seed).uniform(-1, 1, args.hands) * np.radians(params.pretrain.roll)
+    steps = args.hands // args.batch
     tic = time.perf_counter()
-    for step in range(args.hands // args.batch):
+    for step in range(steps):
+        if step == int(args.lr_drop_at * steps):
+            for group in optimizer.param_groups:
+                group["lr"] = args.lr / 10
         idx = order[step * args.batch : (step + 1) * args.batch]
         image, pose = roll(images[idx], xyz[idx], K[idx], angles[idx])
         uv = project(pose, K[idx])
@@ -79,7 +85,8 @@ def main() -> None:
     seconds = time.perf_counter() - tic
     result = {
         "hands": args.hands, "input_size": size, "sigma": sigma, "bf16": args.bf16, "batch": args.batch,
-        "lr": args.lr, "uv_weight": args.uv_weight, "ema": args.ema, "train_seconds": round(seconds),
+        "lr": args.lr, "lr_drop_at": args.lr_drop_at, "uv_weight": args.uv_weight, "ema": args.ema,
+        "train_seconds": round(seconds),
         "held_out_uv_error_px": round(held_out_uv_error_px(backbone, held_out, True), 2),
     }  # fmt: skip
     if ema is not None:

@@ -105,3 +105,10 @@ def test_pretrain_levers_scores_the_backbone_and_its_weight_average(tiny_params)
     )
     assert out["hands"] == 16 and out["input_size"] == 32 and out["held_out_uv_error_px"] > 0
     assert out["held_out_uv_error_px_ema"] > 0 and out["held_out_uv_error_px_ema"] != out["held_out_uv_error_px"]
+
+
+def test_pretrain_levers_lr_drop_changes_the_training(tiny_params):
+    args = ("pretrain_levers.py", "--params", str(tiny_params), "--hands", "32", "--batch", "4")
+    plain, dropped = run_benchmark(*args), run_benchmark(*args, "--lr-drop-at", "0.5")
+    assert plain["lr_drop_at"] == 1.0 and dropped["lr_drop_at"] == 0.5
+    assert dropped["held_out_uv_error_px"] != plain["held_out_uv_error_px"]
