@@ -14,6 +14,7 @@ from handpose.data.split import load_split, write_split
 from handpose.data.synthetic import write_dataset
 from handpose.heatmaps import gaussian_heatmaps
 from handpose.train import Splits, train
+from handpose.training_log import TrainingLog
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_HOURGLASS = {"features": 16, "stacks": 2, "depth": 4}
@@ -34,9 +35,20 @@ def heatmaps(split: dict) -> np.ndarray:
 
 
 def train_tiny(config: VariantConfig, tiny_split: dict, model_path: Path, seed: int = 0, **options):
-    """`train.train` on the tiny split; the per-epoch log lands beside `model_path` (.csv)."""
+    """`train.train` on the tiny split; its dvclive curves land beside `model_path` (<stem>.live/, run seed<k>)."""
     data = Splits(tiny_split["train"], heatmaps(tiny_split["train"]), tiny_split["test"])
-    return train(config, seed, data, model_path, **options)
+    live = TrainingLog(live_folder(model_path))
+    return train(config, seed, data, model_path, live=live, **options)
+
+
+def live_folder(model_path: Path) -> Path:
+    """Where `train_tiny` logs the run of `model_path`."""
+    return Path(model_path).with_suffix(".live")
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder`, by relative path: equal dicts, equal folders."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
 def data_config(**changes) -> DataConfig:

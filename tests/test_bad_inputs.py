@@ -230,7 +230,7 @@ def workspace(tiny_split, tiny_dataset, tmp_path_factory) -> Path:
 def train_argv(work: Path, out: Path, **changes: str) -> list[str]:
     args = {"config": work / "m_cos_2.json", "split": work / "split", "heatmaps": work / "heatmaps", **changes}
     argv = ["train", *(x for key, value in args.items() for x in (f"--{key}", str(value)))]
-    argv += ["--models", str(out / "models"), "--epoch-log", str(out / "log.csv"), "--timings", str(out / "t.json")]
+    argv += ["--models", str(out / "models"), "--live", str(out / "live"), "--timings", str(out / "t.json")]
     return [*argv, "--quiet"]
 
 

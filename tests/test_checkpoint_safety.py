@@ -62,7 +62,7 @@ def test_training_refuses_a_crafted_pretrained_file(crafted, tiny_split, tmp_pat
             tiny_split["dir"],
             tmp_path / "heatmaps-unused",
             tmp_path / "out",
-            tmp_path / "log.csv",
+            tmp_path / "live",
             tmp_path / "timings.json",
             progress=False,
             pretrained=path,

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 import yaml
@@ -19,18 +18,27 @@ from handpose.checkpoints import load_checkpoint
 from handpose.config import validate
 from handpose.configure import configure
 from handpose.heatmap_targets import write_heatmaps
+from handpose.training_log import read_curves
 
+from .conftest import folder_bytes
 from .dvc_project import ROOT, environment
 
-# Records every file a process puts in place (atomic_path's os.replace), by rank, then runs handpose.
+# Records every file a process puts in place (atomic_path's os.replace) or opens to write (dvclive's
+# curves; atomic_path's hidden temporaries left out), by rank, then runs handpose.
 WRAPPER = """
-import os, sys
-rank, replace = os.environ.get("RANK", "0"), os.replace
-def recorded(src, dst, *a, **k):
-    with open(os.path.join(sys.argv[1], "writes-" + rank), "a") as f:
-        f.write(str(dst) + "\\n")
+import builtins, os, sys
+rank, replace, real_open = os.environ.get("RANK", "0"), os.replace, builtins.open
+def record(path):
+    with real_open(os.path.join(sys.argv[1], "writes-" + rank), "a") as f:
+        f.write(str(path) + "\\n")
+def replaced(src, dst, *a, **k):
+    record(dst)
     return replace(src, dst, *a, **k)
-os.replace = recorded
+def opened(file, mode="r", *a, **k):
+    if isinstance(file, (str, os.PathLike)) and set(mode) & set("wax") and not os.path.basename(file).startswith("."):
+        record(file)
+    return real_open(file, mode, *a, **k)
+os.replace, builtins.open = replaced, opened
 from handpose.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -78,7 +86,7 @@ def job(tiny_split, tmp_path_factory) -> dict:
 def train_args(job: dict, out: Path, nproc: int = 1, epochs: int = 3, threads: int = 2, seed: int = 0) -> list[str]:
     config = job["work"] / f"configs{nproc}x{epochs}x{threads}{f'seed{seed}' if seed else ''}" / "m_asm.json"
     return ["train", "--config", str(config), "--split", str(job["split"]), "--heatmaps", str(job["heatmaps"])] + [
-        "--models", str(out / "models"), "--epoch-log", str(out / "log.csv"), "--timings", str(out / "t.json"), "-q",
+        "--models", str(out / "models"), "--live", str(out / "live"), "--timings", str(out / "t.json"), "-q",
     ]  # fmt: skip
 
 
@@ -122,7 +130,7 @@ def two_processes(job) -> tuple[Path, str]:
 
 def test_two_processes_match_one_with_the_same_global_batch(job, single, two_processes, tmp_path) -> None:
     out, _ = two_processes
-    one, two = pd.read_csv(single / "log.csv"), pd.read_csv(out / "log.csv")
+    one, two = read_curves(single / "live", "seed0"), read_curves(out / "live", "seed0")
     assert list(two["epoch"]) == [1, 2, 3]
     assert not two["test_pose_error_mm"].equals(one["test_pose_error_mm"])  # two processes really ran
     reseeded = tmp_path / "reseeded"
@@ -151,7 +159,8 @@ def test_only_rank_0_writes_files(job, tmp_path) -> None:
     run(torchrun("--standalone", "--nproc-per-node=2", *wrapped) + train_args(job, out))
     assert not (tmp_path / "writes-1").exists()
     written = {Path(line).name for line in (tmp_path / "writes-0").read_text().splitlines()}
-    assert written == {"seed0.pt", "seed0.csv", "log.csv", "t.json"}
+    curves = {"metrics.json", "epoch.tsv", "loss.tsv", "test_pose_error_mm.tsv"}  # dvclive's, some of them
+    assert {"seed0.pt", "t.json"} | curves <= written
 
 
 def test_two_nodes_of_one_process_train_as_one_job(job, two_processes, tmp_path) -> None:
@@ -172,7 +181,7 @@ def test_two_nodes_of_one_process_train_as_one_job(job, two_processes, tmp_path)
     assert [node.returncode for node in nodes] == [0, 0], outputs
     assert "x 2" in outputs[0] and "epoch 3:" not in outputs[1]  # one job of two ranks; node 1 stays quiet
     # The same job as two processes on one node, each with one thread there and here: the same bytes.
-    assert (out / "log.csv").read_bytes() == (two_processes[0] / "log.csv").read_bytes()
+    assert folder_bytes(out / "live") == folder_bytes(two_processes[0] / "live")
     for key, value in weights(two_processes[0]).items():
         assert torch.equal(weights(out)[key], value), key
 
@@ -192,7 +201,7 @@ def test_a_killed_job_resumes_to_the_uninterrupted_result(job, tmp_path) -> None
     assert epoch < 11, "the job finished before it could be killed"
     result = run([*cmd, "--resume"])
     assert f"resuming after epoch {epoch + 1} of 12" in result.stdout + result.stderr
-    assert (out / "log.csv").read_bytes() == (whole / "log.csv").read_bytes()
+    assert folder_bytes(out / "live") == folder_bytes(whole / "live")
     for key, value in weights(whole).items():
         assert torch.equal(weights(out)[key], value), key
     assert json.loads((out / "t.json").read_text())["per_seed"]

@@ -24,28 +24,28 @@ def diverging_config(**train):
 
 
 def test_a_non_finite_loss_stops_training_naming_variant_seed_epoch_step_and_term(tiny_split, tmp_path):
-    (tmp_path / "m.csv").write_text("an older run's log\n")
     with pytest.raises(train_module.TrainingDiverged) as caught:
         train_tiny(diverging_config(), tiny_split, tmp_path / "m.pt", progress=False)
     message = str(caught.value)
     assert message.startswith("m_cos_2 seed 0: training diverged at epoch ") and ", step " in message
     assert "loss" in message and ("nan" in message or "inf" in message), message
     assert "\n" not in message
-    assert not (tmp_path / "m.csv").exists()  # the older run's log does not pass for this one's
     if (tmp_path / "m.pt").exists():  # an epoch finished before it diverged: kept, but marked unfinished
         assert load_checkpoint(tmp_path / "m.pt")["epoch"] + 1 < 2
 
 
-def test_the_train_command_fails_in_one_line_and_writes_no_log(tiny_split, tmp_path, capsys):
+def test_the_train_command_fails_in_one_line_and_leaves_no_curves(tiny_split, tmp_path, capsys):
     config = tmp_path / "m_cos_2.json"
     config.write_text(json.dumps(diverging_config().model_dump()))
     write_heatmaps(tiny_split["train"], tmp_path / "heatmaps", size=8, sigma=1.0)
     args = ["train", "--config", str(config), "--split", str(tiny_split["dir"]), "--heatmaps"]
-    args += [str(tmp_path / "heatmaps"), "--models", str(tmp_path / "models"), "--epoch-log", str(tmp_path / "log.csv")]
+    args += [str(tmp_path / "heatmaps"), "--models", str(tmp_path / "models"), "--live", str(tmp_path / "live")]
+    (tmp_path / "live").mkdir()
+    (tmp_path / "live" / "metrics.json").write_text('{"seed0": {"epoch": 9}}')  # an older run's
     assert main([*args, "--timings", str(tmp_path / "t.json"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("handpose train: error: m_cos_2 seed 0: training diverged") and "\n" not in err
-    assert not (tmp_path / "log.csv").exists() and not (tmp_path / "models" / "seed0.csv").exists()
+    assert not (tmp_path / "live").exists()  # neither the older run's curves nor this one's pass for a result
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from handpose.checkpoints import load_checkpoint
+from handpose.training_log import read_curves
 
 from .dvc_project import new_project, run
 
@@ -76,7 +77,7 @@ def project(tmp_path_factory) -> Path:
 def test_a_new_loss_term_is_trained_logged_in_every_log_and_charted(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     for variant in VARIANTS:
-        log = pd.read_csv(project / "plots" / "train" / f"{variant}.csv")
+        log = read_curves(project / "plots" / "train" / variant, "seed0")
         assert "loss_tip" in log and (log["loss_tip"] > 0).all(), variant  # logged by every variant
         # The logged total is the weighted sum of the variant's own terms, each a mean over the same steps:
         # equal up to float32 rounding over a handful of additions (relative 1e-5 is 100x float32's eps).

@@ -84,7 +84,7 @@ def _stages(params: list[str], tmp_path: Path, dataset: Path) -> None:
     assert main(["configure", *params, "--out", str(tmp_path / "configs")]) == 0
     for stage in (
         ["train", "--config", str(tmp_path / "configs" / "m_cos_2.json"), "--split", str(split)]
-        + ["--heatmaps", str(heatmaps), "--models", str(tmp_path / "models"), "--epoch-log", str(tmp_path / "log.csv")]
+        + ["--heatmaps", str(heatmaps), "--models", str(tmp_path / "models"), "--live", str(tmp_path / "live")]
         + ["--timings", str(tmp_path / "t.json")],
         ["evaluate", "--models", str(tmp_path / "models"), "--split", str(split), "--dataset", str(dataset)]
         + ["--metrics", str(tmp_path / "m.json"), "--predictions", str(tmp_path / "p.npz")]

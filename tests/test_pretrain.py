@@ -1,6 +1,8 @@
 """The `pretrain` stage: its hands are the renderer's own (what the split stage would decode), distinct
 from the dataset's, and every variant's backbone starts from its weights, which must fit the model."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from handpose.data.images import to_input_size
 from handpose.data.synthetic.arrays import render_arrays
 from handpose.model.pose_net import build_model
 from handpose.pretrain import pretrain
+from handpose.training_log import read_curves
 
 from .conftest import ROOT, tiny_config
 
@@ -44,10 +47,13 @@ def test_rendered_arrays_do_not_depend_on_the_worker_count_and_differ_by_seed():
 
 def test_pretraining_writes_backbone_weights_that_every_variant_loads(tmp_path):
     params = tiny_params(n_hands=16, passes=2, batch_size=8)
-    pretrain(params, tmp_path / "pretrain.pt", tmp_path / "log.csv", tmp_path / "t.json", progress=False)
-    log = (tmp_path / "log.csv").read_text().splitlines()
-    assert log[0] == "step,samples_seen,loss_hm,held_out_uv_error_px" and len(log) == 1 + 4  # 2 x 2 steps, each logged
-    assert np.isfinite([float(row.split(",")[-1]) for row in log[1:]]).all()
+    pretrain(params, tmp_path / "pretrain.pt", tmp_path / "live", tmp_path / "t.json", progress=False)
+    log = read_curves(tmp_path / "live")
+    assert log.columns.tolist() == ["step", "held_out_uv_error_px", "loss_hm", "samples_seen"]
+    assert log["step"].tolist() == [1, 2, 3, 4] and log["samples_seen"].tolist() == [8, 16, 24, 32]  # 2 x 2 steps
+    assert np.isfinite(log["held_out_uv_error_px"]).all()
+    summary = json.loads((tmp_path / "live" / "metrics.json").read_text())  # what `dvc exp show` reads
+    assert summary["step"] == 4 and summary["held_out_uv_error_px"] == log["held_out_uv_error_px"].iloc[-1]
     weights = load_pretrained(tmp_path / "pretrain.pt", params.model)
     model = build_model(tiny_config("m_cos_2").model, 224)
     fresh = {k: v.clone() for k, v in model.backbone.state_dict().items()}
@@ -57,9 +63,7 @@ def test_pretraining_writes_backbone_weights_that_every_variant_loads(tmp_path):
 
 
 def test_pretrained_weights_for_another_backbone_are_refused_naming_the_setting(tmp_path):
-    pretrain(
-        tiny_params(n_hands=8, batch_size=8), tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t", progress=False
-    )
+    pretrain(tiny_params(n_hands=8, batch_size=8), tmp_path / "p.pt", tmp_path / "live", tmp_path / "t", progress=False)
     raw = tiny_params().model.model_dump()
     other = type(tiny_params().model).model_validate({**raw, "hourglass": {**raw["hourglass"], "features": 32}})
     with pytest.raises(
@@ -70,9 +74,11 @@ def test_pretrained_weights_for_another_backbone_are_refused_naming_the_setting(
 
 def test_no_pretraining_means_no_weights(tmp_path):
     params = tiny_params(n_hands=0)
-    pretrain(params, tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t", progress=False)
+    pretrain(params, tmp_path / "p.pt", tmp_path / "live", tmp_path / "t", progress=False)
     assert load_pretrained(tmp_path / "p.pt", params.model) is None
-    assert (tmp_path / "l.csv").read_text().strip() == "step,samples_seen,loss_hm,held_out_uv_error_px"
+    # What dvc.yaml declares exists, and holds no curves.
+    assert (tmp_path / "live" / "plots").is_dir() and not list((tmp_path / "live" / "plots").rglob("*.tsv"))
+    assert (tmp_path / "live" / "metrics.json").is_file()
 
 
 def test_pretraining_hands_must_not_be_the_datasets_own():
@@ -86,5 +92,5 @@ def test_a_diverging_pretraining_stops_naming_the_step_and_writes_nothing(tmp_pa
     with pytest.raises(
         ValueError, match=r"pretrain: training diverged at step \d+/4: loss_hm = (nan|inf); lower pretrain\.lr"
     ):
-        pretrain(params, tmp_path / "p.pt", tmp_path / "l.csv", tmp_path / "t.json", progress=False)
+        pretrain(params, tmp_path / "p.pt", tmp_path / "live", tmp_path / "t.json", progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -10,8 +9,9 @@ from handpose import train as train_module
 from handpose.checkpoints import load_checkpoint
 from handpose.evaluate import evaluate
 from handpose.heatmap_targets import write_heatmaps
+from handpose.training_log import read_curves, seed_runs
 
-from .conftest import tiny_config, train_tiny
+from .conftest import folder_bytes, live_folder, tiny_config, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,12 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_train_writes_a_log_and_a_checkpoint_evaluate_scores_it(variant, asm_pca, tiny_split, tiny_dataset, tmp_path):
     config = tiny_config(variant, asm_pca=asm_pca)
     train_tiny(config, tiny_split, tmp_path / "models" / "seed0.pt", progress=False)
-    log = (tmp_path / "models" / "seed0.csv").read_text().splitlines()
-    assert len(log) == 3
-    header = log[0].split(",")
-    assert {"epoch", "lr", "lambda_asm", "loss", "loss_hm", "loss_pose", "loss_cos", "test_pose_error_mm"} <= set(
-        header
-    )
+    log = read_curves(live_folder(tmp_path / "models" / "seed0.pt"), "seed0")
+    assert log["epoch"].tolist() == [1, 2] and log["step"].tolist() == [3, 6]  # 24 samples, batches of 8
+    header = set(log.columns)
+    assert {"epoch", "lr", "lambda_asm", "loss", "loss_hm", "loss_pose", "loss_cos", "test_pose_error_mm"} <= header
     assert ("loss_asm" in header) == (variant == "m_asm")
     ckpt = load_checkpoint(tmp_path / "models" / "seed0.pt")
     assert {"model", "optimizer", "epoch", "config"} <= set(ckpt) and ckpt["config"] == config
@@ -50,18 +48,19 @@ def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_spl
         tiny_split["dir"],
         tmp_path / "heatmaps",
         tmp_path / "models",
-        tmp_path / "log.csv",
+        tmp_path / "live",
         tmp_path / "timings.json",
         progress=False,
     )
     assert set(json.loads((tmp_path / "timings.json").read_text())["per_seed"]) == {"1", "3"}
     assert sorted(p.name for p in (tmp_path / "models").glob("*.pt")) == ["seed1.pt", "seed3.pt"]
-    seed_logs = [pd.read_csv(tmp_path / "models" / f"seed{s}.csv") for s in (1, 3)]
-    log = pd.read_csv(tmp_path / "log.csv")
-    assert log["test_pose_error_mm"].iloc[0] == pytest.approx(  # the CSVs keep every digit: float64 rounding
-        np.mean([x["test_pose_error_mm"].iloc[0] for x in seed_logs])
-    )
-    assert "test_pose_error_mm_sd" in log
+    assert seed_runs(tmp_path / "live") == ["seed1", "seed3"]
+    seed_logs = [read_curves(tmp_path / "live", f"seed{s}") for s in (1, 3)]
+    assert seed_logs[0]["test_pose_error_mm"].iloc[0] != seed_logs[1]["test_pose_error_mm"].iloc[0]
+    summary = json.loads((tmp_path / "live" / "metrics.json").read_text())  # what `dvc exp show` reads
+    for seed, log in zip((1, 3), seed_logs):
+        assert summary[f"seed{seed}"]["epoch"] == 1
+        assert summary[f"seed{seed}"]["test_pose_error_mm"] == log["test_pose_error_mm"].iloc[-1]
     metrics = evaluate(
         tmp_path / "models",
         tiny_split["dir"],
@@ -84,6 +83,7 @@ def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_spl
 
 def test_resume_matches_an_uninterrupted_run(tiny_split, tmp_path, monkeypatch):
     config = tiny_config("m_cos_2", epochs=2)
+    monkeypatch.setattr(train_module, "RUNNING_EVERY", 2)  # a running-loss point in each epoch of 3 steps
     whole = train_tiny(config, tiny_split, tmp_path / "a.pt", progress=False)
 
     calls = {"n": 0}
@@ -103,4 +103,7 @@ def test_resume_matches_an_uninterrupted_run(tiny_split, tmp_path, monkeypatch):
     resumed = train_tiny(config, tiny_split, tmp_path / "b.pt", resume=True, progress=False)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
-    assert len((tmp_path / "b.csv").read_text().splitlines()) == 3
+    # The resumed run replays its checkpoint's curves, so its dvclive folder is the uninterrupted run's.
+    assert folder_bytes(live_folder(tmp_path / "b.pt")) == folder_bytes(live_folder(tmp_path / "a.pt"))
+    running = (live_folder(tmp_path / "a.pt") / "plots" / "metrics" / "seed0" / "running_loss.tsv").read_text()
+    assert [line.split("\t")[0] for line in running.splitlines()] == ["step", "2", "5"]

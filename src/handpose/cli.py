@@ -64,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         args.split,
         args.heatmaps,
         args.models,
-        args.epoch_log,
+        args.live,
         args.timings,
         resume=args.resume,
         progress=not args.quiet,
@@ -76,7 +76,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from handpose.config import load_params
     from handpose.pretrain import pretrain
 
-    pretrain(load_params(args.params), args.out, args.log, args.timings, progress=not args.quiet)
+    pretrain(load_params(args.params), args.out, args.live, args.timings, progress=not args.quiet)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -90,7 +90,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     from handpose.report import report
 
     variants = list(load_params(args.params).variants)
-    report(variants, args.predictions, args.logs, args.split, args.dataset, args.summary, args.markdown, args.figures)
+    report(
+        variants, args.predictions, args.logs, args.split, args.dataset, args.summary, args.markdown, args.figures,
+        args.comparison,
+    )  # fmt: skip
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -151,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stage("pretrain", cmd_pretrain, "pretrain the hourglass on L_hm over freshly rendered hands (pretrain:)")
     p.add_argument("--out", default="models/pretrain.pt", help="hourglass weights to write (default: %(default)s)")
-    p.add_argument("--log", default="plots/pretrain.csv", help="held-out 2D error log (default: %(default)s)")
+    p.add_argument(
+        "--live", default="plots/pretrain", help="dvclive folder of the held-out 2D error (default: %(default)s)"
+    )
     p.add_argument(
         "--timings", default="timings/pretrain.json", help="JSON of wall time (not a result) (default: %(default)s)"
     )
@@ -163,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", required=True, help="folder for seed<k>.pt checkpoints, e.g. models/<variant>")
     # Not `--log`: torchrun, which parses this command's line too, would read it as its --log-dir.
     p.add_argument(
-        "--epoch-log", required=True, help="per-epoch CSV log (mean over seeds), e.g. plots/train/<variant>.csv"
+        "--live", required=True, help="dvclive folder of the curves (per epoch, per seed), e.g. plots/train/<variant>"
     )
     p.add_argument(
         "--timings", required=True, help="JSON of wall times (not a result), e.g. timings/train/<variant>.json"
@@ -186,13 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", default="data/dataset", help="for per-joint visibility (default: %(default)s)")
 
-    p = stage("report", cmd_report, "compare all variants with the paper's Table 1; draw the figures")
+    p = stage(
+        "report", cmd_report, "compare all variants with each other (paired statistics) and the paper's Table 1; "
+        "draw the figures",
+    )  # fmt: skip
     p.add_argument("--predictions", default="predictions", help="folder of <variant>.npz (default: %(default)s)")
-    p.add_argument("--logs", default="plots/train", help="folder of <variant>.csv logs (default: %(default)s)")
+    p.add_argument(
+        "--logs", default="plots/train", help="folder of each variant's dvclive folder (default: %(default)s)"
+    )
     p.add_argument("--dataset", default="data/dataset", help="for the example images (default: %(default)s)")
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
     p.add_argument("--summary", default="metrics/summary.json", help="(default: %(default)s)")
     p.add_argument("--markdown", default="metrics/summary.md", help="(default: %(default)s)")
+    p.add_argument(
+        "--comparison", default="metrics/comparison.json", help="the paired differences (default: %(default)s)"
+    )
     p.add_argument(
         "--figures", default="plots/report", help="folder for the figures and chart tables (default: %(default)s)"
     )

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from handpose.atomic import write_rows, write_text
+from handpose.atomic import write_text
 from handpose.augment import roll
 from handpose.camera import FRAME_SIZE, project
 from handpose.checkpoints import save_pretrained
@@ -31,10 +31,10 @@ from handpose.metrics import uv_error_px
 from handpose.model import build_backbone
 from handpose.model.pose_net import to_input
 from handpose.step import DivergenceCheck, train_step
+from handpose.training_log import TrainingLog
 
 HELD_OUT = 200  # extra hands, never trained on, that measure the 2D error during pretraining
 EVALUATIONS = 10  # held-out measurements over the run (the log's rows)
-COLUMNS = ["step", "samples_seen", "loss_hm", "held_out_uv_error_px"]
 
 
 @torch.no_grad()
@@ -50,11 +50,11 @@ def held_out_uv_error_px(backbone: torch.nn.Module, held_out: dict[str, np.ndarr
 
 
 def pretrain(
-    params: Params, out: str | Path, log_path: str | Path, timings_path: str | Path, progress: bool = True
+    params: Params, out: str | Path, live_dir: str | Path, timings_path: str | Path, progress: bool = True
 ) -> None:
     """Render `pretrain.n_hands` hands (+ HELD_OUT) with `pretrain.seed`, train the backbone
-    `pretrain.passes` passes over them on L_hm, and write its weights to `out` with a log of the
-    held-out 2D error."""
+    `pretrain.passes` passes over them on L_hm, and write its weights to `out` with its log; the
+    held-out 2D error and the mean L_hm are also the curves of the dvclive folder `live_dir`."""
     cfg, model_cfg, channels_last = params.pretrain, params.model, params.train.channels_last
     device = setup_torch(params.train)
     bf16 = uses_bf16(params.train, device)
@@ -63,49 +63,53 @@ def pretrain(
     if channels_last:
         backbone = backbone.to(memory_format=torch.channels_last)
     rows: list[dict] = []
-    per_pass = cfg.n_hands // cfg.batch_size
-    steps = per_pass * cfg.passes
-    seconds = 0.0
-    if steps:
-        hands = render_arrays(cfg.n_hands + HELD_OUT, cfg.seed, model_cfg.input_size, progress=progress)
-        held_out = {key: value[cfg.n_hands :] for key, value in hands.items()}
-        images, xyz, K = (hands[key][: cfg.n_hands] for key in ("images", "xyz", "K"))
-        optimizer = torch.optim.RMSprop(backbone.parameters(), lr=cfg.lr, foreach=True)
-        shuffle = torch.Generator().manual_seed(cfg.seed)
-        every = max(1, steps // EVALUATIONS)
-        where = lambda at: f"pretrain: training diverged at step {at + 1}/{steps}"  # noqa: E731
-        check = DivergenceCheck(where, "lower pretrain.lr", device)
-        total, tic = torch.zeros((), dtype=torch.float64, device=device), time.perf_counter()
-        for step in tqdm(range(steps), desc="pretrain backbone", disable=not progress, mininterval=1.0):
-            # A batch of rendered hands, each pass in a new order and through newly rolled cameras.
-            pass_index, at = divmod(step, per_pass)
-            if at == 0:
-                order = torch.randperm(cfg.n_hands, generator=shuffle).numpy()
-                rolls = np.random.default_rng([cfg.seed, pass_index]).uniform(-1, 1, cfg.n_hands)
-                angles = rolls * np.radians(cfg.roll)
-            idx = order[at * cfg.batch_size : (at + 1) * cfg.batch_size]
-            image, pose = images[idx], xyz[idx]
-            if cfg.roll:
-                image, pose = roll(image, pose, K[idx], angles[idx])
-            target = gaussian_heatmaps(project(pose, K[idx]), FRAME_SIZE, model_cfg.heatmap_size, params.heatmap.sigma)
-            # The backbone's forward pass and one step on L_hm alone.
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                heatmaps, _ = backbone(to_input(torch.from_numpy(image).to(device), channels_last))
-            batch = Batch(heatmaps=heatmaps, true_heatmaps=torch.from_numpy(target).to(device))
-            loss, _ = train_step(optimizer, batch, {"hm": 1.0}, [], {}, check, step)
-            total += loss.detach()  # on the device: no host sync per step
-            # Every `every` steps, a log row: the mean L_hm since the last one, and the held-out 2D error.
-            if (step + 1) % every == 0 or step + 1 == steps:
-                check.confirm()
-                seconds += time.perf_counter() - tic
-                done = len(rows) * every
-                error = held_out_uv_error_px(backbone, held_out, channels_last)
-                rows.append(
-                    dict(zip(COLUMNS, [step + 1, (step + 1) * cfg.batch_size, float(total) / (step + 1 - done), error]))
+    with TrainingLog(live_dir) as live:  # removed if this raises: a diverged run leaves no curves
+        per_pass = cfg.n_hands // cfg.batch_size
+        steps = per_pass * cfg.passes
+        seconds = 0.0
+        if steps:
+            hands = render_arrays(cfg.n_hands + HELD_OUT, cfg.seed, model_cfg.input_size, progress=progress)
+            held_out = {key: value[cfg.n_hands :] for key, value in hands.items()}
+            images, xyz, K = (hands[key][: cfg.n_hands] for key in ("images", "xyz", "K"))
+            optimizer = torch.optim.RMSprop(backbone.parameters(), lr=cfg.lr, foreach=True)
+            shuffle = torch.Generator().manual_seed(cfg.seed)
+            every = max(1, steps // EVALUATIONS)
+            where = lambda at: f"pretrain: training diverged at step {at + 1}/{steps}"  # noqa: E731
+            check = DivergenceCheck(where, "lower pretrain.lr", device)
+            total, tic = torch.zeros((), dtype=torch.float64, device=device), time.perf_counter()
+            for step in tqdm(range(steps), desc="pretrain backbone", disable=not progress, mininterval=1.0):
+                # A batch of rendered hands, each pass in a new order and through newly rolled cameras.
+                pass_index, at = divmod(step, per_pass)
+                if at == 0:
+                    order = torch.randperm(cfg.n_hands, generator=shuffle).numpy()
+                    rolls = np.random.default_rng([cfg.seed, pass_index]).uniform(-1, 1, cfg.n_hands)
+                    angles = rolls * np.radians(cfg.roll)
+                idx = order[at * cfg.batch_size : (at + 1) * cfg.batch_size]
+                image, pose = images[idx], xyz[idx]
+                if cfg.roll:
+                    image, pose = roll(image, pose, K[idx], angles[idx])
+                target = gaussian_heatmaps(
+                    project(pose, K[idx]), FRAME_SIZE, model_cfg.heatmap_size, params.heatmap.sigma
                 )
-                tqdm.write(f"pretrain step {step + 1}/{steps}: held-out uv error {error:.2f} px")
-                total, tic = torch.zeros_like(total), time.perf_counter()
-    save_pretrained(out, model_cfg, backbone.state_dict() if steps else None, rows)
-    write_rows(log_path, rows, COLUMNS)
+                # The backbone's forward pass and one step on L_hm alone.
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    heatmaps, _ = backbone(to_input(torch.from_numpy(image).to(device), channels_last))
+                batch = Batch(heatmaps=heatmaps, true_heatmaps=torch.from_numpy(target).to(device))
+                loss, _ = train_step(optimizer, batch, {"hm": 1.0}, [], {}, check, step)
+                total += loss.detach()  # on the device: no host sync per step
+                # Every `every` steps, a log row: the mean L_hm since the last one, and the held-out 2D error.
+                if (step + 1) % every == 0 or step + 1 == steps:
+                    check.confirm()
+                    seconds += time.perf_counter() - tic
+                    done = len(rows) * every
+                    error = held_out_uv_error_px(backbone, held_out, channels_last)
+                    rows.append({
+                        "step": step + 1, "samples_seen": (step + 1) * cfg.batch_size,
+                        "loss_hm": float(total) / (step + 1 - done), "held_out_uv_error_px": error,
+                    })  # fmt: skip
+                    live.log(step + 1, {k: v for k, v in rows[-1].items() if k != "step"})
+                    tqdm.write(f"pretrain step {step + 1}/{steps}: held-out uv error {error:.2f} px")
+                    total, tic = torch.zeros_like(total), time.perf_counter()
+        save_pretrained(out, model_cfg, backbone.state_dict() if steps else None, rows)
     speed = steps * cfg.batch_size / max(seconds, 1e-9)
     write_text(timings_path, json.dumps({"seconds": seconds, "samples_per_s": speed}) + "\n")

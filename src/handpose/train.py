@@ -1,4 +1,4 @@
-"""The `train` stage: one flat training loop, a variant config in, a checkpoint and a per-epoch log out."""
+"""The `train` stage: one flat training loop, a variant config in, a checkpoint and dvclive curves out."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ import math
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from handpose import distributed
-from handpose.atomic import atomic_path, write_rows, write_text
+from handpose.atomic import write_text
 from handpose.checkpoints import load_checkpoint, load_pretrained, save_checkpoint, seed_checkpoint, seed_checkpoints
 from handpose.config import TrainConfig, VariantConfig
 from handpose.data.split import load_split
@@ -27,10 +27,11 @@ from handpose.device import setup_torch, uses_bf16
 from handpose.heatmap_targets import HEATMAPS_FILE, load_heatmaps
 from handpose.inference import infer
 from handpose.losses import TERMS, Batch, term_settings
-from handpose.metrics import joint_errors_mm, over_seeds, pose_error_mm
+from handpose.metrics import joint_errors_mm, pose_error_mm
 from handpose.model.pose_net import HandPoseNet, build_model, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
 from handpose.step import DivergenceCheck, TrainingDiverged, train_step
+from handpose.training_log import RUNNING, RUNNING_EVERY, TrainingLog
 
 __all__ = ["TrainingDiverged", "learning_rate", "train", "train_variant"]
 
@@ -57,14 +58,16 @@ def train(
     timings: list[dict] | None = None,
     pretrained: dict | None = None,
     inputs: str | None = None,
+    live: TrainingLog | None = None,
 ) -> HandPoseNet:
-    """Train one variant and seed into `model_path` (its per-epoch log beside it, .csv), the backbone
-    starting from the `pretrained` weights if given. After every epoch the checkpoint (model, optimiser,
-    epoch, config, RNG, the `inputs` fingerprint) and the log are rewritten whole, so an interrupted run
-    resumes from its last finished epoch. Each epoch's wall time is appended to `timings`. Under
-    torchrun every process trains its share of each global batch; rank 0 alone writes files."""
+    """Train one variant and seed into `model_path`, the backbone starting from the `pretrained`
+    weights if given. After every epoch the checkpoint (model, optimiser, epoch, config, RNG, the
+    `inputs` fingerprint, the log) is rewritten whole, so an interrupted run resumes from its last
+    finished epoch; `live` gets each epoch's row and the running loss as run `seed<k>` (a resumed run
+    replays its checkpoint's first). Each epoch's wall time is appended to `timings`. Under torchrun
+    every process trains its share of each global batch; rank 0 alone writes files."""
     tcfg, name, model_path = config.train, config.variant, Path(model_path)
-    log_path, timings = model_path.with_suffix(".csv"), [] if timings is None else timings
+    timings = [] if timings is None else timings
     # The model, from the pretrained backbone, on this process's device.
     device, group = _placed(tcfg)
     torch.manual_seed(seed)
@@ -81,7 +84,7 @@ def train(
     optimizer = torch.optim.RMSprop(model.parameters(), lr=tcfg.lr, foreach=True)
     log = tqdm.write if group.main else lambda _: None
     log(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters on {device} x {group.world}")
-    start, rows = _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log)
+    start, rows, running = _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log)
     net = DistributedDataParallel(model) if group.world > 1 else model
     bf16 = uses_bf16(tcfg, device)  # autocast of the forward pass; the lift to 3D and the losses stay fp32
 
@@ -105,6 +108,15 @@ def train(
     poses = root_relative_in_scale(xyz, xyz[:, ROOT], scale)
     settings = {t: term_settings(t, values).fitted(poses) for t, values in config.term_settings.items()}
     gather = lambda rows: distributed.all_gather(group, rows)  # noqa: E731 (the global batch's rows)
+    steps = len(sampler) // batch  # an epoch's; the incomplete last batch is dropped: BatchNorm needs > 1 sample
+    live = live if group.main else None
+    run = f"seed{seed}"
+    if live is not None:  # a resumed run's curves so far, as they were logged
+        for row in rows:
+            for point in running:
+                if row["epoch"] - 1 == (point["step"] - 1) // steps:
+                    live.log(point["step"], {RUNNING: point[RUNNING]}, run)
+            live.log(row["epoch"] * steps, row, run)
 
     for epoch in range(start, tcfg.epochs):
         # This epoch's lr and weights (a term's settings may schedule its weight).
@@ -120,7 +132,7 @@ def train(
         sampler.set_epoch(epoch)
         order = np.fromiter(sampler, np.int64)
         order_on_device = torch.from_numpy(order).to(device)  # one copy an epoch, not one a step
-        steps = len(order) // batch  # drop the incomplete last batch: BatchNorm needs > 1 sample
+        window = torch.zeros((), device=device)  # the loss summed since the last running-loss point
         check = DivergenceCheck(
             lambda at, epoch=epoch, steps=steps: f"{name} seed {seed}: training diverged at epoch {epoch + 1}, "
             f"step {at + 1}/{steps}",
@@ -148,6 +160,12 @@ def train(
             sums["loss"] = sums["loss"] + loss.detach()
             for term, value in terms.items():
                 sums[term] = sums[term] + value.detach()
+            window = window + loss.detach()
+            if (step + 1) % RUNNING_EVERY == 0:  # this process's share of the batch; a host sync per point
+                running.append({"step": epoch * steps + step + 1, RUNNING: float(window) / RUNNING_EVERY})
+                window = torch.zeros_like(window)
+                if live is not None:
+                    live.log(running[-1]["step"], {RUNNING: running[-1][RUNNING]}, run)
             if progress and group.main and step % 25 == 0:  # reading the loss waits for the device
                 bar.set_postfix(loss=f"{float(sums['loss']) / (step + 1):.3g}", refresh=False)
         check.confirm()  # before anything of this epoch is kept
@@ -169,15 +187,16 @@ def train(
             f"{rows[-1]['test_pose_error_mm']:.2f} mm, {timings[-1]['samples_per_s']:.0f} samples/s")  # fmt: skip
         if group.main:
             save_checkpoint(model_path, config, image_size, seed=seed, model=model.state_dict(),
-                            optimizer=optimizer.state_dict(), epoch=epoch, log=rows, rng=torch.get_rng_state(),
-                            inputs=inputs)  # fmt: skip
-            write_rows(log_path, rows)
+                            optimizer=optimizer.state_dict(), epoch=epoch, log=rows, running=running,
+                            rng=torch.get_rng_state(), inputs=inputs)  # fmt: skip
+        if live is not None:
+            live.log((epoch + 1) * steps, rows[-1], run)
         distributed.barrier(group)  # no rank runs ahead of the checkpoint it would resume from
     return model
 
 
-def _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log) -> tuple[int, list[dict]]:
-    """The first epoch to train and the log so far: from the checkpoint at `model_path` when `resume`
+def _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log) -> tuple[int, list, list]:
+    """The first epoch to train, the log and the running loss so far: from the checkpoint at `model_path` when `resume`
     and it came from the same inputs (config, seed, data and code), else from scratch, removing the
     older run's files so that they cannot outlive a failure of this one."""
     ckpt = load_checkpoint(model_path, next(model.parameters()).device) if resume and model_path.is_file() else None
@@ -188,14 +207,13 @@ def _resume(model, optimizer, config, seed, inputs, model_path, resume, group, l
     if ckpt is None:
         if group.main:
             model_path.unlink(missing_ok=True)
-            model_path.with_suffix(".csv").unlink(missing_ok=True)
-        return 0, []
+        return 0, [], []
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     torch.set_rng_state(ckpt["rng"].cpu())
     start = ckpt["epoch"] + 1
     log(f"{config.variant} seed {seed}: resuming after epoch {start} of {config.train.epochs} ({model_path})")
-    return start, ckpt["log"]
+    return start, ckpt["log"], ckpt.get("running", [])
 
 
 def _placed(tcfg: TrainConfig) -> tuple[torch.device, distributed.Group]:
@@ -258,17 +276,17 @@ def train_variant(
     split_dir: str | Path,
     heatmaps_dir: str | Path,
     model_dir: str | Path,
-    log_path: str | Path,
+    live_dir: str | Path,
     timings_path: str | Path,
     resume: bool = False,
     progress: bool = True,
     pretrained: str | Path | None = None,
 ) -> None:
-    """The `train` stage: one model per `train.seed` into model_dir/seed<k>.pt (each with its own log),
-    each starting from the `pretrain` stage's backbone when `pretrained` names its file; with `resume`,
-    a seed whose checkpoint came from the same inputs continues from it (or is kept, if finished),
-    and the per-epoch mean over seeds in `log_path` (with `*_sd` columns when there are several).
-    Wall times go to `timings_path`, outside DVC's outputs, so reruns reproduce every output byte."""
+    """The `train` stage: one model per `train.seed` into model_dir/seed<k>.pt, each starting from the
+    `pretrain` stage's backbone when `pretrained` names its file, its curves in the dvclive folder
+    `live_dir` (run seed<k>); with `resume`, a seed whose checkpoint came from the same inputs continues
+    from it (or is kept, if finished). Wall times go to `timings_path`, outside DVC's outputs, so reruns
+    reproduce every output byte."""
     backbone = load_pretrained(pretrained, config.model) if pretrained else None
     train_split, test_split = load_split(split_dir, "train"), load_split(split_dir, "test")
     heatmaps = load_heatmaps(heatmaps_dir, len(train_split["images"]), config.model.heatmap_size)
@@ -276,30 +294,27 @@ def train_variant(
     inputs = inputs_fingerprint(config, data_files + ([Path(pretrained)] if pretrained else []))
     group = distributed.join(setup_torch(config.train).type)
     for stale in set(seed_checkpoints(model_dir, must_exist=False)) - set(config.train.seed):
-        for path in (seed_checkpoint(model_dir, stale), seed_checkpoint(model_dir, stale).with_suffix(".csv")):
-            if group.main:
-                path.unlink(missing_ok=True)  # a seed no longer asked for must not reach evaluate
-    logs, timings = [], {}
-    for seed in config.train.seed:
-        path = seed_checkpoint(model_dir, seed)
-        timings[seed] = []
-        data = Splits(train_split, heatmaps, test_split)
-        train(
-            config,
-            seed,
-            data,
-            path,
-            resume=resume,
-            progress=progress,
-            timings=timings[seed],
-            pretrained=backbone,
-            inputs=inputs,
-        )
-        logs.append(pd.read_csv(path.with_suffix(".csv")))
+        if group.main:
+            seed_checkpoint(model_dir, stale).unlink()  # a seed no longer asked for must not reach evaluate
+    # Removed if training raises (a diverged seed): no curves are left that look like a result.
+    with TrainingLog(live_dir) if group.main else nullcontext() as live:
+        timings = {}
+        for seed in config.train.seed:
+            path = seed_checkpoint(model_dir, seed)
+            timings[seed] = []
+            data = Splits(train_split, heatmaps, test_split)
+            train(
+                config,
+                seed,
+                data,
+                path,
+                resume=resume,
+                progress=progress,
+                timings=timings[seed],
+                pretrained=backbone,
+                inputs=inputs,
+                live=live,
+            )
     if group.main:
         write_text(timings_path, json.dumps({"per_seed": timings}, indent=2) + "\n")
-        runs_by_epoch = pd.concat(logs).groupby("epoch")
-        by_epoch = [{"epoch": epoch, **over_seeds(runs.drop(columns="epoch"))} for epoch, runs in runs_by_epoch]
-        with atomic_path(log_path) as tmp:
-            pd.DataFrame(by_epoch).to_csv(tmp, index=False)
     distributed.leave(group)
