@@ -22,12 +22,13 @@ repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 # The experiment table that fits a terminal: the params that changed, and per variant its pose error
-# and PA-MPJPE (metrics/summary.json); per-variant details and code/data hashes are dropped.
+# and PA-MPJPE (metrics/summary.json); per-variant details, the paired comparisons (metrics/comparison.json:
+# paired.*), the training curves' latest values (plots/) and code/data hashes are dropped.
 # --keep shields the summary columns (`<variant>.pose`, `<variant>.pa`; prefixed with their file when a
 # name collides) from --only-changed, so they show even when every row agrees (a fresh clone); the
 # look-ahead leaves out the param loss.pose. Deps are paths: a folder (predictions) or under one.
 EXP_TABLE := --only-changed --keep '(metrics/summary\.json:)?(?!loss\.)[^/:.]+\.(pose|pa)$$' \
-	--drop 'Created|metrics/(?!summary).*|(configs|data|models|predictions|plots|src)(/.*)?$$'
+	--drop 'Created|metrics/(?!summary).*|(configs|data|models|predictions|plots|src)(/.*)?$$|paired\..*|held_out_uv_error_px|loss_hm|samples_seen'
 compare:
 	PATH="$(abspath $(BIN)):$$PATH" dvc exp show --no-pager $(EXP_TABLE)
 

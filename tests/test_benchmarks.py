@@ -112,3 +112,19 @@ def test_pretrain_levers_lr_drop_changes_the_training(tiny_params):
     plain, dropped = run_benchmark(*args), run_benchmark(*args, "--lr-drop-at", "0.5")
     assert plain["lr_drop_at"] == 1.0 and dropped["lr_drop_at"] == 0.5
     assert dropped["held_out_uv_error_px"] != plain["held_out_uv_error_px"]
+
+
+def test_isa_parting_runs_each_pin_in_its_own_process_and_compares_digests(tiny_params):
+    out = run_benchmark(
+        "isa_parting.py", "--params", str(tiny_params), "--steps", "2", "--precisions", "fp32",
+        "--pins", "default", "AVX2", "native",
+    )  # fmt: skip
+    rows = out["fp32"]
+    assert set(rows) == {"default", "AVX2", "native"}
+    assert rows["AVX2"]["onednn_isa"] == "AVX2" and rows["native"]["mkldnn"] is False
+    # A second fresh process with no pin repeats the first exactly: the comparison's ground truth.
+    assert out["fp32_default_repeats_itself"] is True
+    assert all(rows["default"]["same_as_default"].values()) and rows["default"]["speed_vs_default"] == 1.0
+    assert set(rows["AVX2"]["same_as_default"]) == {
+        "forward_sha256", "weights_after_2_steps_sha256", "weights_after_3_steps_sha256"
+    }  # fmt: skip

@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from handpose.training_log import read_curves
+
 from .dvc_project import ROOT, new_project, run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -35,7 +37,7 @@ def test_repro_writes_every_variants_metrics_and_the_report(project):
         metrics = json.loads((project / "metrics" / f"{variant}.json").read_text())
         assert metrics["pose_error_mm"] > 0 and metrics["pa_mpjpe_mm"] > 0
         assert set(metrics["by_visibility_mm"]) == {"visible", "self_occluded", "object_occluded"}
-        assert len((project / "plots" / "train" / f"{variant}.csv").read_text().splitlines()) == 3
+        assert read_curves(project / "plots" / "train" / variant, "seed0")["epoch"].tolist() == [1, 2]
     convergence = pd.read_csv(project / "plots" / "report" / "convergence.csv")
     assert sorted(convergence.groupby("variant").size().items()) == sorted((v, 2) for v in VARIANTS)
     per_joint = pd.read_csv(project / "plots" / "report" / "per_joint.csv")
@@ -46,7 +48,12 @@ def test_repro_writes_every_variants_metrics_and_the_report(project):
     assert summary["m_asm"] == {"pose": m_asm["pose_error_mm"], "pa": m_asm["pa_mpjpe_mm"]}
     table = (project / "metrics" / "summary.md").read_text()
     assert "| m_cos_2 |" in table and "| 15.54 |" in table  # beside the paper's Table 1
-    for png in ("convergence.png", "pose_error.png", "pck.png", "predictions.png"):
+    comparison = json.loads((project / "metrics" / "comparison.json").read_text())["paired"]
+    assert comparison["reference"] == "baseline" and set(comparison["pose"]) >= {"m_asm-baseline", "m_asm-m_cos_2"}
+    assert len(comparison["pa"]) == 6 and set(comparison["converged_epoch"]) == set(VARIANTS)  # every pair
+    assert "## Paired differences" in table and "## The paper's claims, tested" in table
+    assert "one seed: the intervals and tests hold the test-sample noise only" in table
+    for png in ("forest.png", "convergence.png", "pose_error.png", "pck.png", "predictions.png"):
         assert (project / "plots" / "report" / png).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -59,7 +66,9 @@ def test_second_repro_is_a_no_op(project):
 def test_metrics_and_plots_are_visible_to_dvc(project):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     files = shown[""]["data"]
-    assert {f"metrics/{v}.json" for v in VARIANTS} | {"metrics/summary.json"} <= set(files)
+    assert {f"metrics/{v}.json" for v in VARIANTS} | {"metrics/summary.json", "metrics/comparison.json"} <= set(files)
+    assert files["plots/train/m_asm/metrics.json"]["data"]["seed0"]["epoch"] == 2  # dvclive's: what `exp show` follows
+    assert files["plots/pretrain/metrics.json"]["data"]["step"] == 2
     assert files["metrics/m_asm.json"]["data"]["pose_error_mm"] > 0
     for chart in convergence_charts(project):
         assert {row["variant"] for row in chart} == set(VARIANTS)
@@ -78,7 +87,7 @@ def convergence_charts(project: Path, *args: str) -> list[list[dict]]:
 
 def test_the_pretraining_chart_shows_the_held_out_2d_error(project):
     (rows,) = [rows for name, rows in table_charts(project).items() if name.startswith("Pretraining")]
-    assert [row["samples_seen"] for row in rows] == ["8", "16"]  # 8 hands, 2 passes at batch 8, measured every step
+    assert [row["step"] for row in rows] == ["1", "2"]  # 8 hands, 2 passes at batch 8, measured every step
     assert all(float(row["held_out_uv_error_px"]) > 0 for row in rows)
 
 

@@ -29,15 +29,15 @@ def convergence_figure(logs: dict[str, pd.DataFrame], path: str | Path) -> None:
     """Test error and the main loss terms per epoch, every variant on each panel."""
     frame = pd.concat([log.assign(variant=name) for name, log in logs.items()], ignore_index=True)
     panels = [
-        ("test_pose_error_mm", "test 3D pose error (mm)", False),
-        ("loss_pose", "L_pose (unweighted)", True),
-        ("loss_hm", "L_hm (unweighted)", True),
-        ("loss", "total weighted loss", True),
+        ("test_pose_error_mm", "test 3D pose error", "mm", False),
+        ("loss_pose", "L_pose (unweighted)", "sum of squares, in hand scales", True),
+        ("loss_hm", "L_hm (unweighted)", "sum of squares over heatmap cells", True),
+        ("loss", "total weighted loss", "weighted sum of the variant's terms", True),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
-    for ax, (column, title, log_scale) in zip(axes, panels):
+    for ax, (column, title, unit, log_scale) in zip(axes, panels):
         sns.lineplot(frame, x="epoch", y=column, hue="variant", marker="o", ax=ax, legend=ax is axes[0])
-        ax.set(title=title, ylabel="", yscale="log" if log_scale else "linear")
+        ax.set(title=title, ylabel=unit, xlabel="epoch", yscale="log" if log_scale else "linear")
     _save(fig, path)
 
 
@@ -53,6 +53,26 @@ def error_figure(per_sample: pd.DataFrame, paper_mm: dict[str, float], path: str
     sns.barplot(frame, x="variant", y="pose_error_mm", hue="source", order=order, errorbar=("ci", 95), seed=0, ax=ax)
     ax.set(ylabel="3D pose error (mm)", xlabel="", title="Pose error per variant (ground-truth root given)")
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), title=None, frameon=False)
+    _save(fig, path)
+
+
+def forest_figure(differences: dict[str, list[dict]], reference: str, caption: str, path: str | Path) -> None:
+    """Each variant's paired difference to `reference` with its 95% interval, one panel per metric
+    (`differences`: metric label -> comparison.paired_differences rows against the reference), and
+    `caption` (what the intervals hold) beneath."""
+    against = {label: [r for r in rows if r["first"] == reference] for label, rows in differences.items()}
+    height = 1.2 + 0.5 * max(len(rows) for rows in against.values())
+    fig, axes = plt.subplots(1, len(against), figsize=(5 * len(against), height), squeeze=False, sharey=True)
+    for ax, (label, rows) in zip(axes[0], against.items()):
+        for y, row in enumerate(rows):  # green: significantly better, red: significantly worse, grey: neither
+            colour = ("C2" if row["difference"] < 0 else "C3") if row["significant"] else "0.4"
+            low, high = row["difference"] - row["low"], row["high"] - row["difference"]
+            ax.errorbar(row["difference"], y, xerr=[[low], [high]], fmt="o", color=colour, capsize=4)
+        ax.axvline(0, color="0.2", lw=1, ls="--")
+        ax.set_yticks(range(len(rows)), [r["second"] for r in rows])
+        ax.set(xlabel=f"{label} minus {reference}'s (mm)", title=f"{label}: paired difference, 95% CI (< 0: better)")
+    axes[0][0].invert_yaxis()  # the first comparison on top (the axes share y: invert once)
+    fig.supxlabel(caption, fontsize=9, color="0.3")
     _save(fig, path)
 
 
