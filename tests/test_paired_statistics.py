@@ -77,6 +77,7 @@ def test_intervals_resample_seeds_only_when_there_are_several():
     # = 1.41 in quadrature (1.77 in all): 1.67x as wide. Without the seeds resampled it would be ~1.0x.
     assert high - low > 1.3 * (pooled_high - pooled_low)
     assert seed_interval([5.0]) == (5.0, None, None)
+    assert seed_interval([4.0, 4.0, 4.0]) == (4.0, 4.0, 4.0)  # agreeing seeds: an interval of no width
     mean, low, high = seed_interval([4.0, 5.0, 6.0])
     assert mean == 5.0 and 4.0 <= low < mean < high <= 6.0
 

@@ -40,6 +40,8 @@ def test_repro_writes_every_variants_metrics_and_the_report(project):
         assert read_curves(project / "plots" / "train" / variant, "seed0")["epoch"].tolist() == [1, 2]
     convergence = pd.read_csv(project / "plots" / "report" / "convergence.csv")
     assert sorted(convergence.groupby("variant").size().items()) == sorted((v, 2) for v in VARIANTS)
+    running = pd.read_csv(project / "plots" / "report" / "running_loss.csv")  # 3 steps an epoch: one point each
+    assert sorted(running.groupby("variant")["step"].apply(list).items()) == sorted((v, [3, 6]) for v in VARIANTS)
     per_joint = pd.read_csv(project / "plots" / "report" / "per_joint.csv")
     assert sorted(per_joint.groupby("variant").size().items()) == sorted((v, 21) for v in VARIANTS)
     summary = json.loads((project / "metrics" / "summary.json").read_text())
@@ -151,7 +153,7 @@ def test_a_new_variant_is_one_line_in_params(five_variants):
     assert "m_new" in json.loads((repo / "metrics" / "summary.json").read_text())
     assert "| m_new |" in (repo / "metrics" / "summary.md").read_text()
     charts = convergence_charts(repo)
-    assert len(charts) == 4
+    assert len(charts) == 5
     for chart in charts:
         assert {row["variant"] for row in chart} == {*VARIANTS, "m_new"}
     # `dvc plots diff` against the commit without it: m_new in the workspace only, the rest in both.
@@ -169,8 +171,8 @@ def test_plots_page_draws_every_chart_offline(five_variants, command, tmp_path):
     html = page.read_text()
     assert "<script src=" not in html and "cdn.jsdelivr" not in html  # nothing to fetch
     charts = html.count("vegaEmbed(")
-    assert charts == 5  # the 4 variant charts and pretraining's (the PNG figures are <img> tags)
-    assert html.count('"variant": "m_new"') >= 4 * 2
+    assert charts == 6  # the 5 variant charts and pretraining's (the PNG figures are <img> tags)
+    assert html.count('"variant": "m_new"') >= 5 * 2
     chromium = [
         CHROMIUM,
         "--headless",

@@ -61,6 +61,8 @@ def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_spl
     for seed, log in zip((1, 3), seed_logs):
         assert summary[f"seed{seed}"]["epoch"] == 1
         assert summary[f"seed{seed}"]["test_pose_error_mm"] == log["test_pose_error_mm"].iloc[-1]
+    # The progress column every run's summary has: the seed trained last, and its epoch.
+    assert summary["latest"] == {"seed": config.train.seed[-1], "epoch": 1}
     metrics = evaluate(
         tmp_path / "models",
         tiny_split["dir"],
@@ -83,7 +85,7 @@ def test_several_seeds_train_one_model_each_and_evaluate_to_mean_and_sd(tiny_spl
 
 def test_resume_matches_an_uninterrupted_run(tiny_split, tmp_path, monkeypatch):
     config = tiny_config("m_cos_2", epochs=2)
-    monkeypatch.setattr(train_module, "RUNNING_EVERY", 2)  # a running-loss point in each epoch of 3 steps
+    monkeypatch.setattr(train_module, "RUNNING_EVERY", 2)  # a running-loss point within each epoch of 3 steps
     whole = train_tiny(config, tiny_split, tmp_path / "a.pt", progress=False)
 
     calls = {"n": 0}

@@ -88,11 +88,13 @@ def paired_differences(errors: dict[str, np.ndarray], reference: str) -> list[di
 
 
 def seed_interval(values: list[float], seed: int = 0) -> tuple[float, float | None, float | None]:
-    """The mean of one value per seed and its bootstrap interval over seeds (None with one seed, or
-    when every seed agrees)."""
+    """The mean of one value per seed and its bootstrap interval over seeds (None with one seed; the
+    value itself when every seed agrees)."""
     values = np.asarray(values, dtype=np.float64)
-    if len(values) < 2 or np.all(values == values[0]):
+    if len(values) < 2:
         return float(values.mean()), None, None
+    if np.all(values == values[0]):  # no spread to resample
+        return float(values[0]), float(values[0]), float(values[0])
     result = stats.bootstrap(
         (values,), np.mean, n_resamples=RESAMPLES, confidence_level=CONFIDENCE, method="percentile",
         rng=np.random.default_rng(seed),

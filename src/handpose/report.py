@@ -28,7 +28,7 @@ from handpose.metrics import (
     uv_error_px,
 )
 from handpose.skeleton import ROOT
-from handpose.training_log import read_curves, seed_runs
+from handpose.training_log import RUNNING, read_curves, read_running, seed_runs
 
 # "Toward 3D Hand Pose Estimation", Table 1: 3D pose error in mm (3200 FreiHAND train / 200 test, 100 epochs).
 PAPER_TABLE1_MM = {"m_cos_1": 26.00, "m_cos_2": 18.31, "m_asm": 15.54, "baseline": 37.53}
@@ -71,7 +71,7 @@ def summarize(
     and seeds), and per-sample errors (mean over seeds)."""
     summary, per_sample = {}, []
     for name, (pred, true) in predictions.items():
-        errors = per_sample_errors(pred, true)["pose"]
+        errors = joint_errors_mm(pred, true).mean(-1)  # (S, N): each hand's pose error per seed
         _, low, high = interval(errors)
         summary[name] = {
             **over_seeds(pd.DataFrame([pose_metrics(p, true) for p in pred])),
@@ -85,7 +85,7 @@ def summarize(
 
 def compare(predictions: dict[str, dict[str, np.ndarray]]) -> tuple[str, dict[str, list[dict]]]:
     """The reference variant and, per METRICS key, comparison.paired_differences over the variants'
-    per-sample errors (seeds paired by value: each variant must have trained the same seeds)."""
+    per-sample errors (each variant must have trained the same seeds, which then pair by position)."""
     names = list(predictions)
     reference = REFERENCE if REFERENCE in names else names[0]
     seeds = {name: tuple(p["seeds"].tolist()) for name, p in predictions.items()}
@@ -163,7 +163,7 @@ def comparison_markdown(reference: str, differences: dict[str, list[dict]], conv
     ]
     for row in differences["pose"]:
         pa = _pair(differences["pa"], row["first"], row["second"])
-        cells = [f"{r['difference']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] | {r['p_holm']:.2g}" for r in (row, pa)]
+        cells = [f"{r['difference']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] | {r['p_holm']:.3g}" for r in (row, pa)]
         verdicts = f"pose: {_verdict(row, seeds)}; PA: {_verdict(pa, seeds)}"
         lines.append(f"| {row['second']} − {row['first']} | {cells[0]} | {cells[1]} | {verdicts} |")
     lines += [
@@ -300,6 +300,11 @@ def report(
     ):
         long = per_epoch.melt(id_vars=["variant", "epoch"], value_vars=columns, var_name="series").dropna()
         _write_table(long, figures_dir / f"{name}.csv")
+    running = pd.concat(  # per step, the mean over seeds
+        [pd.concat(read_running(Path(logs_dir) / v, run) for run in seed_runs(Path(logs_dir) / v))
+         .groupby("step", as_index=False)[RUNNING].mean().assign(variant=v) for v in variants]
+    )  # fmt: skip
+    _write_table(running, figures_dir / "running_loss.csv")
     per_joint = {v: per_joint_errors_mm(p["xyz"], p["true_xyz"]) for v, p in predictions.items()}
     _write_table(
         pd.concat(

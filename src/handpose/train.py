@@ -109,14 +109,14 @@ def train(
     settings = {t: term_settings(t, values).fitted(poses) for t, values in config.term_settings.items()}
     gather = lambda rows: distributed.all_gather(group, rows)  # noqa: E731 (the global batch's rows)
     steps = len(sampler) // batch  # an epoch's; the incomplete last batch is dropped: BatchNorm needs > 1 sample
+    every = min(RUNNING_EVERY, steps)  # steps per running-loss point: at least one an epoch
     live = live if group.main else None
     run = f"seed{seed}"
-    if live is not None:  # a resumed run's curves so far, as they were logged
+    if live is not None:  # a resumed run's curves so far (each curve is its own file: order within a step is free)
+        for point in running:
+            live.log(point["step"], {RUNNING: point[RUNNING]}, run)
         for row in rows:
-            for point in running:
-                if row["epoch"] - 1 == (point["step"] - 1) // steps:
-                    live.log(point["step"], {RUNNING: point[RUNNING]}, run)
-            live.log(row["epoch"] * steps, row, run)
+            live.log(row["epoch"] * steps, row, run, latest={"seed": seed, "epoch": row["epoch"]})
 
     for epoch in range(start, tcfg.epochs):
         # This epoch's lr and weights (a term's settings may schedule its weight).
@@ -161,8 +161,8 @@ def train(
             for term, value in terms.items():
                 sums[term] = sums[term] + value.detach()
             window = window + loss.detach()
-            if (step + 1) % RUNNING_EVERY == 0:  # this process's share of the batch; a host sync per point
-                running.append({"step": epoch * steps + step + 1, RUNNING: float(window) / RUNNING_EVERY})
+            if (step + 1) % every == 0:  # this process's share of the batch; a host sync per point
+                running.append({"step": epoch * steps + step + 1, RUNNING: float(window) / every})
                 window = torch.zeros_like(window)
                 if live is not None:
                     live.log(running[-1]["step"], {RUNNING: running[-1][RUNNING]}, run)
@@ -190,15 +190,15 @@ def train(
                             optimizer=optimizer.state_dict(), epoch=epoch, log=rows, running=running,
                             rng=torch.get_rng_state(), inputs=inputs)  # fmt: skip
         if live is not None:
-            live.log((epoch + 1) * steps, rows[-1], run)
+            live.log((epoch + 1) * steps, rows[-1], run, latest={"seed": seed, "epoch": epoch + 1})
         distributed.barrier(group)  # no rank runs ahead of the checkpoint it would resume from
     return model
 
 
 def _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log) -> tuple[int, list, list]:
-    """The first epoch to train, the log and the running loss so far: from the checkpoint at `model_path` when `resume`
-    and it came from the same inputs (config, seed, data and code), else from scratch, removing the
-    older run's files so that they cannot outlive a failure of this one."""
+    """The first epoch to train, the log and the running loss so far: from the checkpoint at `model_path`
+    when `resume` and it came from the same inputs (config, seed, data and code), else from scratch,
+    removing the older checkpoint so that it cannot outlive a failure of this one."""
     ckpt = load_checkpoint(model_path, next(model.parameters()).device) if resume and model_path.is_file() else None
     if ckpt is not None and (ckpt["config"], ckpt["seed"], ckpt.get("inputs")) != (config, seed, inputs):
         log(f"{model_path}: trained from other inputs (config, seed, data or code); starting over")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from dvclive import Live
 
-RUNNING_EVERY = 50  # optimiser steps per point of the running loss
+RUNNING_EVERY = 50  # optimiser steps per point of the running loss (fewer if an epoch is shorter)
 RUNNING = "running_loss"  # its name; every other curve is logged once an epoch (or evaluation)
 
 
@@ -45,11 +45,16 @@ class TrainingLog:
             self.live = _Live(str(self.folder), dvcyaml=False, save_dvc_exp=False, report=None)
         return self.live
 
-    def log(self, step: int, values: dict[str, float], run: str = "") -> None:
+    def log(self, step: int, values: dict[str, float], run: str = "", latest: dict | None = None) -> None:
+        """`latest` goes to the summary alone, as `latest.<key>` (e.g. the seed and epoch just logged): a
+        column that every run's summary has, so `dvc exp show` shows a running experiment's progress in
+        it (the table's columns are the finished runs'; a new seed's would not show)."""
         live = self._open()
         live.step = step
         for name, value in values.items():
             live.log_metric(f"{run}/{name}" if run else name, value)
+        if latest is not None:
+            live.summary["latest"] = latest
         live.make_summary()
 
     def close(self) -> None:
@@ -79,6 +84,12 @@ def read_curves(folder: str | Path, run: str = "") -> pd.DataFrame:
     for table in tables[1:]:
         merged = merged.merge(table, on="step", how="outer")
     return merged.sort_values("step", kind="stable").reset_index(drop=True)
+
+
+def read_running(folder: str | Path, run: str = "") -> pd.DataFrame:
+    """One run's running loss: a row per point (step, running_loss); empty if it logged none."""
+    path = Path(folder) / "plots" / "metrics" / run / f"{RUNNING}.tsv"
+    return pd.read_csv(path, sep="\t") if path.is_file() else pd.DataFrame(columns=["step", RUNNING])
 
 
 def seed_runs(folder: str | Path) -> list[str]:
