@@ -61,7 +61,7 @@ def main() -> None:
         "configure": [*cli, "configure", *params, "--out", str(work / "configs")],
         "train_one_epoch": [*cli, "train", "-q", "--config", str(work / "configs" / "m_cos_2.json")]
         + ["--split", str(work / "split"), "--heatmaps", str(work / "heatmaps"), "--models", str(work / "models")]
-        + ["--epoch-log", str(work / "train.csv"), "--timings", str(work / "timings.json")],
+        + ["--live", str(work / "live"), "--timings", str(work / "timings.json")],
     }
     for name, argv in stages.items():
         if name == "data" and (work / "freihand" / "training_xyz.json").is_file():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 from collections.abc import Iterator
@@ -30,14 +29,6 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-
-
-def write_rows(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> None:
-    """A CSV file of `rows` (a header of `columns`, default the first row's keys), written atomically."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns or list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _remove(path: Path) -> None:
