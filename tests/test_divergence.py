@@ -67,7 +67,7 @@ def altered(trained, tmp_path, change) -> torch.nn.Module:
 
 
 def unfinished(checkpoint):
-    checkpoint["epoch"] = 0
+    checkpoint["epoch"], checkpoint["log"] = 0, checkpoint["log"][:1]  # as after its first epoch
 
 
 def non_finite(checkpoint):

@@ -157,6 +157,8 @@ def test_unreadable_image(root: Path) -> None:
 
 def test_visibility_is_read_where_present_and_checked(tmp_path):
     assert read_visibility(tmp_path) is None
+    layout.rgb_dir(tmp_path).mkdir(parents=True)
+    layout.rgb_path(tmp_path, 0).write_bytes(b"")  # one image: one row
     (tmp_path / layout.VISIBILITY_FILE).write_text("[[0, 1, 2]]")
     with pytest.raises(FreiHANDError, match=layout.VISIBILITY_FILE):
         read_visibility(tmp_path)

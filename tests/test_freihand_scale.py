@@ -98,6 +98,7 @@ def test_the_evaluation_set_is_the_test_and_every_training_pose_trains(archives,
     params = _params(
         tmp_path,
         source="freihand",
+        freihand_versions=VERSIONS,
         freihand_path=str(training),
         freihand_eval_path=str(evaluation),
         test_on="freihand_eval",
@@ -148,7 +149,8 @@ def test_the_evaluation_archive_is_downloaded_once_when_missing(archives, tmp_pa
     try:
         target = tmp_path / "raw" / "FreiHAND_pub_v2_eval.zip"
         params = _params(
-            tmp_path, source="freihand", freihand_path=str(training), freihand_eval_path=str(target),
+            tmp_path, source="freihand", freihand_versions=VERSIONS, freihand_path=str(training),
+            freihand_eval_path=str(target),
             freihand_eval_url=srv.url, test_on="freihand_eval", n_test=EVAL,
         )  # fmt: skip
         for _ in range(2):

@@ -6,14 +6,38 @@ from __future__ import annotations
 import pickle
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from handpose.atomic import atomic_path
-from handpose.config import ModelConfig, VariantConfig
+from handpose.atomic import atomic_path, non_finite
+from handpose.camera import FRAME_SIZE
+from handpose.config import Int, ModelConfig, Number, VariantConfig, describe
 from handpose.model.pose_net import HandPoseNet, build_model
+
+
+class LogRow(BaseModel):
+    """One epoch of a checkpoint's log: what evaluate and the report read of it (more keys may follow)."""
+
+    model_config = ConfigDict(extra="allow")
+    epoch: Annotated[Int, Field(ge=1)]
+    loss: Number
+    test_pose_error_mm: Annotated[Number, Field(ge=0)]
+
+
+class Trained(BaseModel):
+    """A `train` checkpoint, checked for sense as well as safety: its sizes, its log, finite weights."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+    config: VariantConfig
+    image_size: Annotated[Int, Field(ge=FRAME_SIZE, le=FRAME_SIZE)]  # every split is in FreiHAND's 224 frame
+    seed: Int
+    epoch: Annotated[Int, Field(ge=0)]  # the last finished one, from 0
+    log: Annotated[list[LogRow], Field(min_length=1)]  # one row per finished epoch
+    running: list[dict[str, Number]] = []
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
 
 
 def save_checkpoint(path: str | Path, config: VariantConfig, image_size: int, **state: Any) -> None:
@@ -28,10 +52,20 @@ def _safe_load(path: Path, device: torch.device | str, stage: str, check: Any) -
         raise FileNotFoundError(f"{path}: model checkpoint not found (run the `{stage}` stage)")
     try:  # weights_only: tensors and plain data only, so a crafted file cannot run code
         checkpoint = torch.load(path, weights_only=True, map_location=device)
+        if not isinstance(checkpoint, dict):
+            raise TypeError(f"a {type(checkpoint).__name__}, not a mapping")
         check(checkpoint)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValidationError) as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"{path}: not a handpose checkpoint, or not a safe one ({reason[:200]})") from None
+    except ValidationError as err:
+        raise ValueError(f"{path}: not a handpose checkpoint: {describe(err, model=Trained)}") from None
+    weights = checkpoint.get("model") or checkpoint.get("weights") or {}
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(
+            f"{path}: {len(bad)} of {len(weights)} weight tensors hold NaN or inf (first: {bad[0]}); the run diverged"
+        )
     return checkpoint
 
 
@@ -39,7 +73,13 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     """A checkpoint as written by `save_checkpoint`, with its config parsed back into a VariantConfig."""
 
     def parse(checkpoint: dict) -> None:
-        checkpoint["config"] = VariantConfig.model_validate(checkpoint["config"])
+        trained = Trained.model_validate(checkpoint)
+        if [row.epoch for row in trained.log] != list(range(1, trained.epoch + 2)):
+            epochs = [row.epoch for row in trained.log]
+            raise TypeError(f"its log has epochs {epochs[:10]}, not 1 to {trained.epoch + 1}")
+        if trained.epoch >= trained.config.train.epochs:
+            raise TypeError(f"epoch {trained.epoch + 1} is past its config's {trained.config.train.epochs}")
+        checkpoint["config"] = trained.config
 
     return _safe_load(Path(path), device, "train", parse)
 
@@ -61,7 +101,13 @@ def load_pretrained(path: str | Path, model: ModelConfig, device: torch.device |
     weights made for another backbone or other settings, naming them."""
 
     def check(checkpoint: dict) -> None:
-        checkpoint["weights"], checkpoint["fits"]  # noqa: B018 (KeyError: not a pretrain file)
+        weights, fits = checkpoint["weights"], checkpoint["fits"]  # KeyError: not a pretrain file
+        if not (weights is None or isinstance(weights, dict)) or not isinstance(fits, dict):
+            raise TypeError("its weights or what they fit are not mappings")
+        if weights and not all(isinstance(v, torch.Tensor) for v in weights.values()):
+            raise TypeError("its weights are not all tensors")
+        if bad := non_finite(checkpoint.get("log", [])):
+            raise TypeError(f"its log's {bad[0]} is {bad[1]}")
 
     checkpoint = _safe_load(Path(path), device, "pretrain", check)
     theirs, wanted = _flat(checkpoint["fits"]), _flat(pretrained_for(model))
@@ -86,12 +132,6 @@ def load_model(path: str | Path) -> tuple[HandPoseNet, dict[str, Any]]:
         raise ValueError(
             f"{path}: training did not finish ({done} of {epochs} epochs); "
             "finish it with `handpose train --resume` or rerun the `train` stage"
-        )
-    bad = [k for k, v in checkpoint["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        total = len(checkpoint["model"])
-        raise ValueError(
-            f"{path}: {len(bad)} of {total} weight tensors hold NaN or inf (first: {bad[0]}); the run diverged"
         )
     model = build_model(checkpoint["config"].model, checkpoint["image_size"])
     try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from handpose.atomic import DISK_FULL
+
 PARAMS_HELP = "the pipeline's params.yaml (default: %(default)s)"
 
 
@@ -270,12 +272,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_MESSAGE = 600  # characters: a refusal is one line a person reads
+
+
+def refusal(err: BaseException) -> str:
+    """One line for a refused input or a resource that ran out: what went wrong, naming the file or key."""
+    if isinstance(err, MemoryError):
+        text = "out of memory; lower the sizes in params.yaml (data.n_synthetic, pretrain.n_hands, train.batch_size)"
+    elif isinstance(err, OSError) and err.errno is not None:  # the system's: name the file
+        text = f"{err.filename}: {err.strerror}" if err.filename else f"{err.strerror or err}"
+        if err.errno in DISK_FULL:
+            text += "; nothing was kept (free some space, then rerun)"
+    else:
+        text = str(err) or type(err).__name__
+    text = " ".join(text.splitlines())  # one line, whatever the message held
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError) as err:  # bad input (ConfigError, FreiHANDError, ...): say which, exit 2
-        print(f"handpose {args.command}: error: {err}", file=sys.stderr)
+    # Bad input (ConfigError, FreiHANDError, ...), a full disk, a missing file: one line, exit 2.
+    except (ValueError, OSError, MemoryError) as err:
+        print(f"handpose {args.command}: error: {refusal(err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -8,6 +8,7 @@ allowed values; rules that tie keys together are checked in `_check_relations`.
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -42,7 +43,10 @@ Positive = Annotated[Number, Field(gt=0)]
 PositiveInt = Annotated[Int, Field(gt=0)]
 BatchSize = Annotated[Int, Field(ge=2)]  # BatchNorm needs more than one sample
 Weight = Annotated[Number, Field(ge=0, le=1e6)]  # larger overflows float32 losses
-Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # it names files, stages or modules
+# It names files, stages or modules: `.<name>.tmp.json` and DVC's stage names stay far below 255 bytes.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+Fraction = Annotated[Number, Field(ge=0, le=1)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 VariantName = Name
 
 
@@ -56,14 +60,29 @@ class DataConfig(Section):
     synthetic_versions: Annotated[Int, Field(ge=1, le=16)]  # renderings of each pose (FreiHAND: 4)
     freihand_path: str  # FreiHAND_pub_v2.zip or the folder it unzips to (freihand only)
     freihand_url: str  # where to download the zip from when freihand_path does not exist
+    freihand_sha256: Sha256 | None  # checked on download and on every run of the `data` stage
+    freihand_versions: PositiveInt  # images of each pose at freihand_path (FreiHAND v2: 4; `handpose convert`: 1)
     freihand_eval_path: str  # FreiHAND_pub_v2_eval.zip or its folder (test_on: freihand_eval)
     freihand_eval_url: str
+    freihand_eval_sha256: Sha256 | None
     test_on: Literal["split", "freihand_eval"]  # held-out training poses (the paper) | the evaluation set
     n_train: PositiveInt | Literal["all"]  # all: every pose the test does not use
     n_test: PositiveInt
     seed: Int
     split: Literal["random", "paper"]  # poses drawn by seed | the paper's: the first n_train, then n_test
     versions: Literal["all"] | Annotated[list[Annotated[Int, Field(ge=0)]], Field(min_length=1)]  # of each pose
+
+    @field_validator("versions")
+    @classmethod
+    def _unique(cls, versions: str | list[int]) -> str | list[int]:
+        if isinstance(versions, list) and len(set(versions)) != len(versions):
+            raise ValueError(f"a version listed twice would train each of its images twice, got {versions}")
+        return versions
+
+    @property
+    def versions_per_pose(self) -> int:
+        """Images of each training pose in the dataset that `source` writes or links."""
+        return self.synthetic_versions if self.source == "synthetic" else self.freihand_versions
 
 
 class PretrainConfig(Section):
@@ -114,7 +133,7 @@ class TrainConfig(Section):
     epochs: PositiveInt
     batch_size: BatchSize
     lr: Positive
-    lr_drop_at: Number
+    lr_drop_at: Fraction  # of the epochs (1: never)
     seed: Annotated[list[Int], Field(min_length=1), BeforeValidator(_listed)]  # one model per seed
     channels_last: bool
     bf16: Literal["auto"] | bool  # auto: where the device computes in bf16 natively (device.uses_bf16)
@@ -181,7 +200,7 @@ def describe(err: ValidationError, prefix: str = "", model: type[BaseModel] = Pa
         if isinstance(part, int):
             key += f"[{part}]"
         elif part == "[key]":  # the mapping's key itself is bad, e.g. a variant name
-            return f"{key}: not a valid name (letters, digits and _ only; it names files and stages)"
+            return f"{key}: not a valid name (letters, digits and _ only, at most 64; it names files and stages)"
         elif not part.startswith(("function-", "list[", "literal[", "int", "float")):  # wrappers, not keys
             key += f".{part}" if key else part
     if first["type"] == "extra_forbidden":
@@ -190,7 +209,14 @@ def describe(err: ValidationError, prefix: str = "", model: type[BaseModel] = Pa
     if first["type"] == "missing":
         return f"{key}: missing"
     message = first["msg"].removeprefix("Value error, ")
-    return f"{key}: {message}, got {first['input']!r}" if "got" not in message else f"{key}: {message}"
+    return f"{key}: {message}, got {_short(first['input'])}" if "got" not in message else f"{key}: {message}"
+
+
+def _short(value: Any) -> str:
+    """A bounded repr: a value built of YAML aliases can be gigabytes long when written out in full."""
+    short = reprlib.Repr()  # Python 3.11's takes no arguments
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 3, 6, 6, 60, 60
+    return short.repr(value)
 
 
 def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -206,24 +232,34 @@ def _physical_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+RESERVED_BYTES = 2 << 30  # the interpreter, torch, the model and its batches (~1 GB at the paper's size)
+LABEL_BYTES = 21 * 3 * 4 + 9 * 4  # a hand's xyz (21 joints) and K, float32
+
+
+def memory_needed(params: Params) -> dict[str, tuple[int, int]]:
+    """key: (its value, the bytes of the in-memory arrays it sizes). The split and the heatmaps are
+    memory-mapped files (pages the kernel can drop), so they are bounded by disk, not memory; the
+    renderer's labels and the pretraining hands are in memory. Measured against the stages' real
+    allocations by tests/test_bad_inputs.py."""
+    side = params.model.input_size
+    data, n_hands = params.data, params.pretrain.n_hands
+    # The data stage holds each pose's labels as arrays, then as Python lists and their JSON text at
+    # once: ~5 kB a pose (4.4 kB measured); each further version adds its visibility row.
+    per_pose = 6000 + 600 * data.synthetic_versions
+    return {
+        "data.n_synthetic": (data.n_synthetic, data.n_synthetic * per_pose),
+        "pretrain.n_hands": (n_hands, n_hands * (side * side * 3 + LABEL_BYTES)),  # uint8 RGB and labels
+    }
+
+
 def _check_memory(params: Params) -> None:
     """Refuse a request whose largest in-memory arrays would not fit this machine, naming the key that
     sizes them, instead of failing with a MemoryError (or swapping) halfway through a stage."""
-    side = params.model.input_size
-    image = side * side * 3  # uint8 RGB
-    data, n_hands = params.data, params.pretrain.n_hands
-    # The split and the heatmaps are memory-mapped files (pages the kernel can drop), so they are
-    # bounded by disk, not memory; the renderer's labels and the pretraining hands are in memory.
-    n_images = data.n_synthetic * data.synthetic_versions
-    needed = {  # key: (its value, bytes)
-        "data.n_synthetic": (data.n_synthetic, n_images * 4096),  # labels, as arrays and as JSON text
-        "pretrain.n_hands": (n_hands, n_hands * image),
-    }
-    key, (value, size) = max(needed.items(), key=lambda item: item[1][1])
-    if size > _physical_memory():
+    key, (value, size) = max(memory_needed(params).items(), key=lambda item: item[1][1])
+    if size + RESERVED_BYTES > _physical_memory():
         raise ConfigError(
-            f"{key}: {value} would need {size / 1e9:.1f} GB of memory; this machine has "
-            f"{_physical_memory() / 1e9:.1f} GB"
+            f"{key}: {value} would need {size / 1e9:.1f} GB of memory, and the rest of the stage "
+            f"{RESERVED_BYTES / 1e9:.0f} GB; this machine has {_physical_memory() / 1e9:.1f} GB"
         )
 
 
@@ -267,6 +303,19 @@ def _check_relations(params: Params) -> None:
             f"pretrain.seed: must differ from data.seed ({data.seed}), or the pretraining hands would be "
             "the dataset's own, test hands included"
         )
+    if params.pretrain.n_hands and params.pretrain.n_hands < params.pretrain.batch_size:
+        raise ConfigError(
+            f"pretrain.n_hands: {params.pretrain.n_hands} hands make no batch of pretrain.batch_size = "
+            f"{params.pretrain.batch_size} (0 means no pretraining)"
+        )
+    # Within the map: 2 sds either side of a centred joint fit in it (its edge is then below e^-2 of
+    # the peak), so a target has a peak to find; sigma 1e6 would make every heatmap 1.0.
+    widest = params.model.heatmap_size / 4
+    if params.heatmap.sigma > widest:
+        raise ConfigError(
+            f"heatmap.sigma: {params.heatmap.sigma} cells is too wide for {params.model.heatmap_size}x"
+            f"{params.model.heatmap_size} heatmaps (model.input_size / 4); at most {widest:.3g}"
+        )
     if params.model.input_size % 4:
         raise ConfigError(
             f"model.input_size: must be a multiple of 4 (heatmaps are a quarter of it), got {params.model.input_size}"
@@ -297,18 +346,71 @@ def validate(raw: Any) -> Params:
     return params
 
 
+MAX_PARAMS_BYTES = 1 << 20  # params.yaml is a few kB; a variant config under one
+MAX_YAML_NODES = 100_000  # values after aliases are expanded (params.yaml has ~150)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that means one thing: a key given twice (or a second `train:` section) is an error, not
+    "the last one wins"."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"duplicate key {key!r} (first at line {seen[key] + 1})", problem_mark=key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """The number of values `node` stands for once its aliases are expanded (each shared node counted
+    once per use, computed once: an alias bomb is measured without being expanded). A value that holds
+    itself (`&a [*a]`) has no size: ValueError."""
+    if sizes.get(id(node)) == -1:
+        raise ValueError("a value holds itself through an alias")
+    if id(node) not in sizes:
+        sizes[id(node)] = -1  # in progress
+        children = node.value if isinstance(node.value, list) else []
+        flat = [n for child in children for n in (child if isinstance(child, tuple) else (child,))]
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in flat)
+    return sizes[id(node)]
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file, refused naming it when it is too large, holds a duplicate key, or expands (through
+    aliases) to more than MAX_YAML_NODES values."""
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a params file is at most {MAX_PARAMS_BYTES:,}")
+    loader = None
+    try:
+        loader = _StrictLoader(path.read_bytes())  # bytes: the reader detects the encoding and refuses a bad one
+        node = loader.get_single_node()
+        if node is not None and (size := _expanded_size(node, {})) > MAX_YAML_NODES:
+            raise ConfigError(f"{path}: expands to {size:,} values through its aliases (at most {MAX_YAML_NODES:,})")
+        return None if node is None else loader.construct_document(node)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
+    except (ValueError, RecursionError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{path}: not valid params: {err or 'nested too deeply'}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
-    return validate(raw)
+    return validate(read_yaml(path))
 
 
 def read_variant_config(path: str | Path) -> VariantConfig:
@@ -316,7 +418,9 @@ def read_variant_config(path: str | Path) -> VariantConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: variant config not found (run the `configure` stage)")
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a variant config is at most {MAX_PARAMS_BYTES:,}")
     try:
-        return VariantConfig.model_validate_json(path.read_text())
+        return VariantConfig.model_validate_json(path.read_bytes())
     except ValidationError as err:
         raise ConfigError(f"{path}: " + describe(err, model=VariantConfig)) from None

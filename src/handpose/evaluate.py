@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from handpose.atomic import atomic_path, write_text
+from handpose.atomic import atomic_path, json_text, write_json
 from handpose.camera import project
 from handpose.checkpoints import load_model, seed_checkpoints
 from handpose.data.freihand import read_visibility
@@ -53,9 +52,17 @@ def evaluate(
                 f"{path}: trained on {trained_on} px inputs, but {split_dir} holds {given} px images "
                 "(rerun the `split` stage with the model's model.input_size)"
             )
+        if checkpoint["image_size"] != int(test_split["image_size"]):
+            raise ValueError(
+                f"{path}: its joints are in a {checkpoint['image_size']} px frame, {split_dir}'s in a "
+                f"{int(test_split['image_size'])} px one"
+            )
         model.to(setup_torch(checkpoint["config"].train))
         tic = time.perf_counter()
-        pred = infer(model, test_split)
+        try:
+            pred = infer(model, test_split)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
         seconds += time.perf_counter() - tic
         xyz.append(pred["xyz"])
         uv.append(pred["uv"])
@@ -85,20 +92,22 @@ def evaluate(
         "epochs": len(checkpoint["log"]),
         "test_samples": len(true_xyz),
     }
-    write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    # Both results or neither: the metrics take their name only once the predictions are written too
+    # (a full disk halfway leaves no complete-looking metrics file).
+    with atomic_path(metrics_path) as metrics_tmp:
+        metrics_tmp.write_text(json_text(metrics, metrics_path))
+        with atomic_path(predictions_path) as tmp, tmp.open("wb") as f:
+            np.savez(
+                f,
+                xyz=xyz,
+                uv=uv,
+                seeds=np.array(list(per_seed)),
+                true_xyz=true_xyz,
+                true_uv=true_uv,
+                image_ids=test_split["image_ids"],
+                variant=checkpoint["config"].variant,
+            )
     # Outside DVC's outputs: a timing is not a result (it changes on every run).
-    timing = {"inference_ms_per_image": 1000 * seconds / xyz.shape[0] / xyz.shape[1]}
-    write_text(timings_path, json.dumps(timing, indent=2) + "\n")
-    with atomic_path(predictions_path) as tmp, tmp.open("wb") as f:
-        np.savez(
-            f,
-            xyz=xyz,
-            uv=uv,
-            seeds=np.array(list(per_seed)),
-            true_xyz=true_xyz,
-            true_uv=true_uv,
-            image_ids=test_split["image_ids"],
-            variant=checkpoint["config"].variant,
-        )
+    write_json(timings_path, {"inference_ms_per_image": 1000 * seconds / xyz.shape[0] / xyz.shape[1]})
     print(f"{model_dir}: pose error {metrics['pose_error_mm']:.2f} mm, PA-MPJPE {metrics['pa_mpjpe_mm']:.2f} mm")
     return metrics

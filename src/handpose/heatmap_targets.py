@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from handpose.atomic import atomic_path
+from handpose.atomic import allocated_npy, atomic_path
 from handpose.camera import project
 from handpose.heatmaps import gaussian_heatmaps
 from handpose.skeleton import NUM_JOINTS
@@ -27,7 +27,7 @@ def write_heatmaps(
     uv = project(split["xyz"], split["K"])
     with atomic_path(Path(out_dir) / HEATMAPS_FILE) as tmp:
         shape = (len(uv), NUM_JOINTS, size, size)
-        maps = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
+        maps = allocated_npy(tmp, np.float16, shape)
         image_size = int(split["image_size"])
         for start in tqdm(range(0, len(uv), WRITE_CHUNK), desc="heatmaps", unit="chunk", disable=not progress):
             chunk = uv[start : start + WRITE_CHUNK]

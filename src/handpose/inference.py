@@ -26,4 +26,12 @@ def infer(
         out = model(to_input(images, channels_last), K, true_xyz[:, ROOT, 2], scale)
         xyz.append(out["xyz"].cpu().numpy())
         uv.append(out["uv"].cpu().numpy())
-    return {"xyz": np.concatenate(xyz), "uv": np.concatenate(uv)}
+    xyz, uv = np.concatenate(xyz), np.concatenate(uv)
+    # Finite weights can still overflow (weights scaled by 1e30): such joints are never a result.
+    bad = ~(np.isfinite(xyz).all((1, 2)) & np.isfinite(uv).all((1, 2)))
+    if bad.any():
+        raise ValueError(
+            f"the model predicts non-finite joints for {bad.sum()} of {len(bad)} images (first: row "
+            f"{int(np.argmax(bad))}); its weights are not those of a trained model"
+        )
+    return {"xyz": xyz, "uv": uv}

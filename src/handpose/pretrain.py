@@ -10,7 +10,6 @@ by a new random angle (augment.roll), so a second pass is nearly as good as new 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from handpose.atomic import write_text
+from handpose.atomic import write_json
 from handpose.augment import roll
 from handpose.camera import FRAME_SIZE, project
 from handpose.checkpoints import save_pretrained
@@ -112,4 +111,4 @@ def pretrain(
                     total, tic = torch.zeros_like(total), time.perf_counter()
         save_pretrained(out, model_cfg, backbone.state_dict() if steps else None, rows)
     speed = steps * cfg.batch_size / max(seconds, 1e-9)
-    write_text(timings_path, json.dumps({"seconds": seconds, "samples_per_s": speed}) + "\n")
+    write_json(timings_path, {"seconds": seconds, "samples_per_s": speed})

@@ -3,7 +3,6 @@ differences are significant, and the figures."""
 
 from __future__ import annotations
 
-import json
 from itertools import combinations
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from handpose import figures
-from handpose.atomic import atomic_path, write_text
+from handpose.atomic import atomic_path, write_json, write_text
 from handpose.camera import project
 from handpose.comparison import ALPHA, CONFIDENCE, interval, paired_differences, seed_interval
 from handpose.data.freihand import open_freihand, read_visibility
@@ -271,8 +270,8 @@ def report(
     reference, differences = compare(predictions)
     converged = convergence({v: [c["test_pose_error_mm"].tolist() for c in curves] for v, curves in runs.items()})
     seeds = len(next(iter(predictions.values()))["seeds"])
-    write_text(summary_json, json.dumps(headline(summary), indent=2) + "\n")
-    write_text(comparison_path, json.dumps(comparison_json(reference, differences, converged, seeds), indent=2) + "\n")
+    write_json(summary_json, headline(summary))
+    write_json(comparison_path, comparison_json(reference, differences, converged, seeds))
     write_text(
         summary_md,
         "# Results\n\n3D pose error on the test split, ground-truth root given "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import sys
@@ -19,7 +18,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from handpose import distributed
-from handpose.atomic import write_text
+from handpose.atomic import write_json
 from handpose.checkpoints import load_checkpoint, load_pretrained, save_checkpoint, seed_checkpoint, seed_checkpoints
 from handpose.config import TrainConfig, VariantConfig
 from handpose.data.split import load_split
@@ -316,5 +315,5 @@ def train_variant(
                 live=live,
             )
     if group.main:
-        write_text(timings_path, json.dumps({"per_seed": timings}, indent=2) + "\n")
+        write_json(timings_path, {"per_seed": timings})
     distributed.leave(group)

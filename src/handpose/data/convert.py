@@ -20,7 +20,7 @@ from tqdm import tqdm
 from handpose.atomic import atomic_path
 from handpose.camera import FRAME_SIZE, square_to_frame
 from handpose.data import layout
-from handpose.data.freihand import FreiHANDError, open_freihand, read_rgb
+from handpose.data.freihand import MAX_LABELS_BYTES, FreiHANDError, open_freihand, read_bounded, read_rgb
 from handpose.skeleton import NUM_JOINTS, SCALE_BONE
 
 JPEG_QUALITY = 95
@@ -44,8 +44,8 @@ def convert(images_dir: str | Path, labels: str | Path, out: str | Path, progres
     """Write the layout at `out` (a folder, replaced only once complete); returns the number of images."""
     images_dir, labels = Path(images_dir), Path(labels)
     try:
-        entries = json.loads(labels.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        entries = json.loads(read_bounded(labels, MAX_LABELS_BYTES, "labels file"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise FreiHANDError(f"{labels}: not a readable JSON labels file ({err})") from None
     if not isinstance(entries, list) or not entries:
         raise FreiHANDError(f"{labels}: expected a non-empty list of entries, one per image")

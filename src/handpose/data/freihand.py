@@ -26,6 +26,31 @@ class FreiHANDError(ValueError):
 
 
 JPEG_END = b"\xff\xd9"  # the end-of-image marker; entropy-coded data never holds it (0xFF is stuffed)
+# Size limits, checked before a file is read (a zip member's size is its inflated size). FreiHAND v2's
+# largest labels file that is read, training_xyz.json, is ~45 MB; its images are ~15 kB; a photo for
+# `handpose predict` rarely passes 50 MB.
+MAX_LABELS_BYTES = 256 << 20
+MAX_IMAGE_BYTES = 256 << 20
+
+
+def _size(path: Path | zipfile.Path) -> int:
+    if isinstance(path, zipfile.Path):
+        return path.root.getinfo(path.at).file_size
+    return path.stat().st_size
+
+
+def read_bounded(path: Path | zipfile.Path, limit: int, what: str) -> bytes:
+    """The bytes of a file or zip member, refused naming it if it would inflate to more than `limit`."""
+    try:
+        size = _size(path)
+    except (OSError, KeyError) as err:  # KeyError: no such zip member
+        raise FreiHANDError(f"{path}: missing or unreadable ({type(err).__name__})") from None
+    if size > limit:
+        raise FreiHANDError(f"{path}: {size:,} bytes, more than any {what} (at most {limit:,}); refused unread")
+    try:
+        return path.read_bytes()
+    except (OSError, KeyError, zipfile.BadZipFile) as err:
+        raise FreiHANDError(f"{path}: unreadable ({err})") from None
 
 
 def read_rgb(path: str | Path | zipfile.Path) -> np.ndarray:
@@ -34,8 +59,10 @@ def read_rgb(path: str | Path | zipfile.Path) -> np.ndarray:
     file and fills the missing rows with grey."""
     path = Path(path) if isinstance(path, str) else path
     try:
-        data = path.read_bytes()
-    except (OSError, KeyError, zipfile.BadZipFile):  # KeyError: no such zip member
+        data = read_bounded(path, MAX_IMAGE_BYTES, "image")
+    except FreiHANDError as err:
+        if "more than any" in str(err):
+            raise
         raise FreiHANDError(f"{path}: missing or not a readable image") from None
     if path.suffix.lower() in (".jpg", ".jpeg") and not data.rstrip(b"\x00\r\n ").endswith(JPEG_END):
         raise FreiHANDError(f"{path}: truncated JPEG (no end-of-image marker)")
@@ -83,11 +110,9 @@ def _load_array(path: Path | zipfile.Path, trailing_shape: tuple[int, ...], shap
     if not path.is_file():
         raise FreiHANDError(f"{path}: file missing")
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_bounded(path, MAX_LABELS_BYTES, "labels file"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FreiHANDError(f"{path}: not valid JSON ({e})") from e
-    except (OSError, zipfile.BadZipFile) as e:
-        raise FreiHANDError(f"{path}: unreadable ({e})") from e
     try:
         array = np.asarray(data, dtype=np.float32)
     except (ValueError, TypeError) as e:  # ragged lists or non-numbers
@@ -157,9 +182,11 @@ def dataset_root(path: str | Path, part: str = layout.TRAINING) -> Path | zipfil
     return path
 
 
-def open_freihand(root: str | Path, part: str = layout.TRAINING) -> FreiHAND:
+def open_freihand(root: str | Path, part: str = layout.TRAINING, versions: int | None = None) -> FreiHAND:
     """Validate and open the `part` (training or evaluation) of a FreiHAND v2 folder or zip; raises
-    FreiHANDError naming the offending path."""
+    FreiHANDError naming the offending path. With `versions`, the images must be exactly that many per
+    pose: labels for half the poses would otherwise read as twice the versions, each image of the
+    second half labelled with another pose."""
     root = dataset_root(root, part)
     xyz_file, K_file, scale_file = (layout.labels_file(kind, part) for kind in ("xyz", "K", "scale"))
     xyz = _load_array(root / xyz_file, (NUM_JOINTS, 3), f"N x {NUM_JOINTS} x 3")
@@ -176,6 +203,11 @@ def open_freihand(root: str | Path, part: str = layout.TRAINING) -> FreiHAND:
     num_images = _count_jpgs(rgb_dir)
     if num_images == 0:
         raise FreiHANDError(f"{rgb_dir}: no .jpg images")
+    if versions is not None and num_images != versions * len(xyz):
+        raise FreiHANDError(
+            f"{rgb_dir}: {num_images:,} images, but the {len(xyz):,} poses of {xyz_file} at {versions} image(s) "
+            f"each make {versions * len(xyz):,}"
+        )
     if num_images % len(xyz):
         raise FreiHANDError(f"{rgb_dir}: {num_images} images is not a multiple of the {len(xyz)} poses in {xyz_file}")
     return FreiHAND(root=root, xyz=xyz, K=K, scale=scale, num_images=num_images, part=part)
@@ -184,13 +216,22 @@ def open_freihand(root: str | Path, part: str = layout.TRAINING) -> FreiHAND:
 def read_visibility(root: str | Path, part: str = layout.TRAINING) -> np.ndarray | None:
     """(N, 21) layout.VISIBLE/SELF_OCCLUDED/OBJECT_OCCLUDED codes, one row per image, where the dataset
     has them (the synthetic one does), else None."""
-    path = dataset_root(root, part) / layout.labels_file("visibility", part)
+    folder = dataset_root(root, part)
+    path = folder / layout.labels_file("visibility", part)
     if not path.is_file():
         return None
-    try:
-        codes = np.asarray(json.loads(path.read_bytes()), dtype=np.int8)
-    except (json.JSONDecodeError, ValueError, TypeError) as e:
+    try:  # as numbers first: int8 would wrap 300 to 44 and cut 1.5 to 1
+        values = np.asarray(json.loads(read_bounded(path, MAX_LABELS_BYTES, "labels file")), dtype=np.float64)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError) as e:
         raise FreiHANDError(f"{path}: expected an N x {NUM_JOINTS} array of visibility codes ({e})") from e
-    if codes.ndim != 2 or codes.shape[1] != NUM_JOINTS:
-        raise FreiHANDError(f"{path}: expected an N x {NUM_JOINTS} array, got shape {codes.shape}")
-    return codes
+    if values.ndim != 2 or values.shape[1] != NUM_JOINTS:
+        raise FreiHANDError(f"{path}: expected an N x {NUM_JOINTS} array, got shape {values.shape}")
+    unknown = ~np.isin(values, np.arange(len(layout.VISIBILITY_NAMES)))
+    if unknown.any():
+        row, joint = np.argwhere(unknown)[0]
+        known = ", ".join(f"{code} {name}" for code, name in enumerate(layout.VISIBILITY_NAMES))
+        raise FreiHANDError(f"{path}: entry {row}, joint {joint}: unknown code {values[row, joint]:g} (known: {known})")
+    images = _count_jpgs(layout.rgb_dir(folder, part))
+    if len(values) != images:
+        raise FreiHANDError(f"{path}: {len(values):,} rows, but {layout.rgb_dir(folder, part)} has {images:,} images")
+    return values.astype(np.int8)

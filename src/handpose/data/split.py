@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from handpose.atomic import atomic_path
+from handpose.atomic import allocated_npy, atomic_path
 from handpose.camera import FRAME_SIZE
 from handpose.config import DataConfig
-from handpose.data.freihand import FreiHAND, open_freihand
+from handpose.data.freihand import FreiHAND, open_freihand, read_visibility
 from handpose.data.images import to_input_size
 from handpose.data.layout import EVALUATION, pose_id
 
@@ -96,7 +96,7 @@ def write_split(
     with xyz (N,21,3) metres, K (N,3,3), scale (N,), image ids, the part of the dataset they come from
     and the original image size (uv stays in its pixels). With `data.test_on: freihand_eval` the test
     images are FreiHAND's evaluation set and every training pose may train."""
-    training = open_freihand(dataset)
+    training = open_freihand(dataset, versions=config.versions_per_pose)
     versions = None if config.versions == "all" else config.versions
     n_train = None if config.n_train == "all" else config.n_train
     if config.test_on == "split":
@@ -105,18 +105,20 @@ def write_split(
             training.num_poses, training.num_images, n_train, config.n_test, config.seed, config.split, versions
         )
     else:
-        evaluation = open_freihand(dataset, EVALUATION)
+        evaluation = open_freihand(dataset, EVALUATION, versions=1)  # FreiHAND's evaluation set: one image a pose
         sources = {"train": training, "test": evaluation}
         train = choose_images(training.num_poses, training.num_images, n_train, 0, config.seed, config.split, versions)
         test = choose_evaluation_images(evaluation.num_images, config.n_test, config.seed, config.split)
         chosen = {"train": train["train"], "test": test}
+    for part in sorted({data.part for data in sources.values()}):
+        read_visibility(dataset, part)  # its codes and rows checked now, not when `evaluate` reads them
     with atomic_path(out) as tmp:
         tmp.mkdir()
         _check_disk(tmp, sum(len(ids) for ids in chosen.values()), input_size)
         for name, ids in chosen.items():
             data = sources[name]
             shape = (len(ids), input_size, input_size, 3)
-            images = np.lib.format.open_memmap(images_file(tmp, name), mode="w+", dtype=np.uint8, shape=shape)
+            images = allocated_npy(images_file(tmp, name), np.uint8, shape)
             _decode_into(images, data, ids, f"decode {name} ({data.part})", progress)
             images.flush()
             del images
