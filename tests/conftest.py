@@ -1,6 +1,7 @@
 """Tiny fixtures built in code: a small synthetic FreiHAND-layout dataset and its split, a tiny
 variant config, and training on them."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from handpose.data.synthetic import write_dataset
 from handpose.heatmaps import gaussian_heatmaps
 from handpose.train import Splits, train
 from handpose.training_log import TrainingLog
+
+from .http_server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_HOURGLASS = {"features": 16, "stacks": 2, "depth": 4}
@@ -69,3 +72,14 @@ def tiny_split(tiny_dataset, tmp_path_factory) -> dict:
     config = data_config(n_synthetic=40, n_train=24, n_test=8)
     write_split(tiny_dataset, out, config, input_size=32, progress=False)
     return {"train": load_split(out, "train"), "test": load_split(out, "test"), "dir": out}
+
+
+@pytest.fixture
+def server():
+    """A file server on 127.0.0.1 (tests/http_server.py), for the duration of one test."""
+    srv = Server()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()

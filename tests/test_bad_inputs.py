@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -31,7 +30,7 @@ from handpose.heatmap_targets import write_heatmaps
 
 from .conftest import tiny_config, train_tiny
 from .dvc_project import ROOT
-from .test_download import Server
+from .http_server import Server
 from .test_freihand import zip_folder
 
 
@@ -452,15 +451,6 @@ def test_train_refuses_to_resume_from_a_checkpoint_that_is_not_sane(workspace, t
 # ---- downloads and the data stage (issue #21) ------------------------------------------------------------
 
 
-@pytest.fixture
-def server():
-    srv = Server()
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
 def download_argv(server: Server, target: Path, *more: str) -> list[str]:
     return ["download", server.url, "--out", str(target), "-q", *more]
 
@@ -527,9 +517,10 @@ def test_the_data_stage_keeps_no_download_that_is_not_freihand(
     served, sha, named, tiny_dataset, server, tmp_path, capsys
 ):
     archive = zip_folder(tiny_dataset, tmp_path / "served.zip", "FreiHAND_pub_v2/")
-    server.payload = {"junk": b"PK\x03\x04" + os.urandom(5000), "corrupt": None, "zip": None}[served] or (
-        corrupt_member(archive) if served == "corrupt" else archive
-    ).read_bytes()
+    if served == "junk":
+        server.payload = b"PK\x03\x04" + os.urandom(5000)
+    else:
+        server.payload = (corrupt_member(archive) if served == "corrupt" else archive).read_bytes()
     raw = tmp_path / "raw"
     params = freihand_params(tmp_path, freihand_path=str(raw / "F.zip"), freihand_url=server.url, freihand_sha256=sha)
     err = refused(capsys, ["data", *params, "--out", str(tmp_path / "dataset"), "-q"], named)

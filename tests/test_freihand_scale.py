@@ -18,7 +18,7 @@ from handpose.data.synthetic import write_dataset
 from handpose.heatmap_targets import load_heatmaps
 
 from .dvc_project import ROOT
-from .test_download import Server
+from .http_server import Server
 from .test_freihand import zip_folder
 
 POSES, VERSIONS, EVAL = 10, 4, 6

@@ -369,9 +369,9 @@ class _StrictLoader(yaml.SafeLoader):
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     """The number of values `node` stands for once its aliases are expanded (each shared node counted
     once per use, computed once: an alias bomb is measured without being expanded). A value that holds
-    itself (`&a [*a]`) has no size: ValueError."""
+    itself (`&a [*a]`) has no size: a YAML error at its line."""
     if sizes.get(id(node)) == -1:
-        raise ValueError("a value holds itself through an alias")
+        raise yaml.composer.ComposerError(problem="a value holds itself through an alias", problem_mark=node.start_mark)
     if id(node) not in sizes:
         sizes[id(node)] = -1  # in progress
         children = node.value if isinstance(node.value, list) else []
@@ -396,10 +396,8 @@ def read_yaml(path: Path) -> Any:
         where = getattr(err, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         raise ConfigError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
-    except (ValueError, RecursionError) as err:
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"{path}: not valid params: {err or 'nested too deeply'}") from None
+    except RecursionError:  # PyYAML composes and constructs recursively
+        raise ConfigError(f"{path}: not valid params: nested too deeply") from None
     finally:
         if loader is not None:
             loader.dispose()

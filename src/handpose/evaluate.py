@@ -52,11 +52,6 @@ def evaluate(
                 f"{path}: trained on {trained_on} px inputs, but {split_dir} holds {given} px images "
                 "(rerun the `split` stage with the model's model.input_size)"
             )
-        if checkpoint["image_size"] != int(test_split["image_size"]):
-            raise ValueError(
-                f"{path}: its joints are in a {checkpoint['image_size']} px frame, {split_dir}'s in a "
-                f"{int(test_split['image_size'])} px one"
-            )
         model.to(setup_torch(checkpoint["config"].train))
         tic = time.perf_counter()
         try:
