@@ -6,6 +6,11 @@ heatmaps), of the weights after 1 and after --steps training steps, and the spee
 JSON.
 
     python benchmarks/isa_parting.py [--steps 20] [--precisions fp32 bf16] [--pins default AVX2 ...]
+        [--repeats 1] [--one-core]
+
+The first pin also runs in --repeats more fresh processes: on one machine they should agree, and
+`<precision>_<pin>_runs` counts the processes that gave each set of digests (--one-core: every process
+on one core, with the same number of threads).
 
 A pin is `default` (none), an `ONEDNN_MAX_CPU_ISA` value (AVX2, AVX512_CORE, ...), `aten:<level>` for
 `ATEN_CPU_CAPABILITY` (default, avx2, avx512), `both:<ISA>` (oneDNN capped at ISA and ATen at avx2), or
@@ -20,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 PINS = ["default", "AVX512_CORE_BF16", "AVX512_CORE", "AVX2", "aten:avx2", "both:AVX2", "native"]
 
@@ -68,6 +74,7 @@ def measure(params_path: str, steps: int, precision: str, native: bool) -> dict:
         "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
         "aten_capability": torch.backends.cpu.get_cpu_capability(),
         "mkldnn": torch.backends.mkldnn.enabled,
+        "cores": len(os.sched_getaffinity(0)),
     }
 
 
@@ -77,15 +84,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--pins", nargs="+", default=PINS)
+    parser.add_argument("--repeats", type=int, default=1, help="fresh processes repeating the first pin")
+    parser.add_argument("--one-core", action="store_true", help="run every process on one CPU core")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # precision:pin, run in a fresh process
     args = parser.parse_args()
     if args.child:
         precision, pin = args.child.split(":", 1)
+        if args.one_core:
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         print(json.dumps(measure(args.params, args.steps, precision, pin == "native")))
         return
 
     def child(precision: str, pin: str) -> dict:
         cmd = [sys.executable, __file__, "--params", args.params, "--steps", str(args.steps)]
+        cmd += ["--one-core"] if args.one_core else []
         done = subprocess.run(
             [*cmd, "--child", f"{precision}:{pin}"], env=environment(pin), capture_output=True, text=True
         )
@@ -93,13 +105,16 @@ def main() -> None:
             raise SystemExit(f"isa_parting: pin {pin} ({precision}) failed: {done.stderr.strip()[-300:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    results: dict = {"steps": args.steps}
+    results: dict = {"steps": args.steps, "one_core": args.one_core}
     first = args.pins[0]
     for precision in args.precisions:
         rows = {pin: child(precision, pin) for pin in dict.fromkeys(args.pins)}
-        base, again = rows[first], child(precision, first)  # the ground truth: a fresh process repeats itself
+        base = rows[first]  # the ground truth, if fresh processes repeat it
+        again = [child(precision, first) for _ in range(args.repeats)]
         digests = [key for key in base if key.endswith("sha256")]
-        results[f"{precision}_{first}_repeats_itself"] = all(base[k] == again[k] for k in digests)
+        results[f"{precision}_{first}_repeats_itself"] = all(base[k] == run[k] for run in again for k in digests)
+        runs = Counter(" ".join(run[k] for k in digests) for run in [base, *again])
+        results[f"{precision}_{first}_runs"] = dict(runs.most_common())
         for row in rows.values():
             row["same_as_" + first] = {key: row[key] == base[key] for key in digests}
             row["speed_vs_" + first] = round(row["samples_per_s"] / base["samples_per_s"], 3)

@@ -124,7 +124,18 @@ def test_isa_parting_runs_each_pin_in_its_own_process_and_compares_digests(tiny_
     assert rows["AVX2"]["onednn_isa"] == "AVX2" and rows["native"]["mkldnn"] is False
     # A second fresh process with no pin repeats the first exactly: the comparison's ground truth.
     assert out["fp32_default_repeats_itself"] is True
+    digests = " ".join(value for key, value in rows["default"].items() if key.endswith("sha256"))
+    assert out["fp32_default_runs"] == {digests: 2}  # both processes counted, under the first one's digests
     assert all(rows["default"]["same_as_default"].values()) and rows["default"]["speed_vs_default"] == 1.0
     assert set(rows["AVX2"]["same_as_default"]) == {
         "forward_sha256", "weights_after_2_steps_sha256", "weights_after_3_steps_sha256"
     }  # fmt: skip
+
+
+def test_isa_parting_repeats_and_pins_to_one_core_on_request(tiny_params):
+    out = run_benchmark(
+        "isa_parting.py", "--params", str(tiny_params), "--steps", "1", "--precisions", "fp32",
+        "--pins", "default", "--repeats", "2", "--one-core",
+    )  # fmt: skip
+    assert out["one_core"] is True and out["fp32"]["default"]["cores"] == 1
+    assert sum(out["fp32_default_runs"].values()) == 3  # the first process and its two repeats
