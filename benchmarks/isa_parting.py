@@ -13,8 +13,11 @@ The first pin also runs in --repeats more fresh processes: on one machine they s
 on one core, with the same number of threads).
 
 A pin is `default` (none), an `ONEDNN_MAX_CPU_ISA` value (AVX2, AVX512_CORE, ...), `aten:<level>` for
-`ATEN_CPU_CAPABILITY` (default, avx2, avx512), `both:<ISA>` (oneDNN capped at ISA and ATen at avx2), or
-`native` (torch's own convolutions, oneDNN off). bf16 on a CPU capped below AVX512-BF16 is emulated.
+`ATEN_CPU_CAPABILITY` (default, avx2, avx512), `both:<ISA>` (oneDNN capped at ISA and ATen at avx2),
+`native` (torch's own convolutions, oneDNN off), or `mkl:<MODE>` for `MKL_CBWR` (handpose sets COMPATIBLE;
+`mkl:off` is MKL's own fastest branch, which races on its first multi-threaded call: compare
+`--pins mkl:off --repeats 19` with `--pins default --repeats 19`). bf16 on a CPU capped below AVX512-BF16
+is emulated.
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ import subprocess
 import sys
 from collections import Counter
 
-PINS = ["default", "AVX512_CORE_BF16", "AVX512_CORE", "AVX2", "aten:avx2", "both:AVX2", "native"]
+PINS = ["default", "AVX512_CORE_BF16", "AVX512_CORE", "AVX2", "aten:avx2", "both:AVX2", "native", "mkl:off"]
+KNOBS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR")
 
 
 def environment(pin: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")}
-    if pin.startswith("aten:"):
+    env = {k: v for k, v in os.environ.items() if k not in KNOBS}
+    if pin.startswith("mkl:"):
+        mode = pin.split(":", 1)[1]
+        env["MKL_CBWR"] = "" if mode == "off" else mode  # empty: MKL's default; handpose keeps what is set
+    elif pin.startswith("aten:"):
         env["ATEN_CPU_CAPABILITY"] = pin.split(":", 1)[1]
     elif pin.startswith("both:"):
         env |= {"ONEDNN_MAX_CPU_ISA": pin.split(":", 1)[1], "ATEN_CPU_CAPABILITY": "avx2"}
@@ -73,6 +80,7 @@ def measure(params_path: str, steps: int, precision: str, native: bool) -> dict:
         "samples_per_s": many["samples_per_s"],
         "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
         "aten_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR") or "off",
         "mkldnn": torch.backends.mkldnn.enabled,
         "cores": len(os.sched_getaffinity(0)),
     }

@@ -1,7 +1,10 @@
 """Where training autocasts to bf16: as train.bf16 says, or for `auto` where the device has native bf16;
-and the settings deterministic CUDA needs."""
+and the settings deterministic CUDA and MKL need."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,3 +48,26 @@ def test_setup_sets_what_deterministic_cuda_needs(monkeypatch):
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.backends.cudnn.benchmark is False
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+MKL_BRANCH = """
+import ctypes, os
+import torch
+import handpose.train  # a stage's module: it imports handpose.device before any op
+torch.sqrt(torch.rand(4096))  # MKL's first call reads MKL_CBWR
+branch = None
+if torch.backends.mkl.is_available():  # torch's x86 builds; MKL_CBWR_BRANCH = 1, COMPATIBLE = 3
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+    branch = lib.mkl_serv_cbwr_get(ctypes.c_int(1))
+print(os.environ["MKL_CBWR"], branch)
+"""
+
+
+@pytest.mark.parametrize("own, mode, branch", [(None, "COMPATIBLE", "3"), ("AUTO", "AUTO", "2")])
+def test_mkl_runs_its_reproducible_branch_unless_told_otherwise(own, mode, branch):
+    """MKL's default branch races on its first multi-threaded call (device.py); the stages import
+    handpose.device before their first op, so MKL starts in COMPATIBLE mode, or in the user's own."""
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"} | ({"MKL_CBWR": own} if own else {})
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", MKL_BRANCH], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [mode, branch if torch.backends.mkl.is_available() else "None"]

@@ -1,4 +1,5 @@
-"""Where and how torch runs: the device, the CPU threads and deterministic kernels, in one place."""
+"""Where and how torch runs: the device, the CPU threads and deterministic kernels, in one place (MKL's
+reproducible mode is set in handpose/__init__.py, as it must come before MKL's first call)."""
 
 from __future__ import annotations
 
