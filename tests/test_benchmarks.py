@@ -117,11 +117,12 @@ def test_pretrain_levers_lr_drop_changes_the_training(tiny_params):
 def test_isa_parting_runs_each_pin_in_its_own_process_and_compares_digests(tiny_params):
     out = run_benchmark(
         "isa_parting.py", "--params", str(tiny_params), "--steps", "2", "--precisions", "fp32",
-        "--pins", "default", "AVX2", "native",
+        "--pins", "default", "AVX2", "native", "mkl:off",
     )  # fmt: skip
     rows = out["fp32"]
-    assert set(rows) == {"default", "AVX2", "native"}
+    assert set(rows) == {"default", "AVX2", "native", "mkl:off"}
     assert rows["AVX2"]["onednn_isa"] == "AVX2" and rows["native"]["mkldnn"] is False
+    assert rows["default"]["mkl_cbwr"] == "COMPATIBLE" and rows["mkl:off"]["mkl_cbwr"] == "off"  # handpose's, MKL's
     # A second fresh process with no pin repeats the first exactly: the comparison's ground truth.
     assert out["fp32_default_repeats_itself"] is True
     digests = " ".join(value for key, value in rows["default"].items() if key.endswith("sha256"))
@@ -139,3 +140,12 @@ def test_isa_parting_repeats_and_pins_to_one_core_on_request(tiny_params):
     )  # fmt: skip
     assert out["one_core"] is True and out["fp32"]["default"]["cores"] == 1
     assert sum(out["fp32_default_runs"].values()) == 3  # the first process and its two repeats
+
+
+def test_mkl_first_call_counts_each_mode_over_fresh_processes():
+    out = run_benchmark("mkl_first_call.py", "--processes", "2", "--modes", "off", "COMPATIBLE")
+    for mode in ("off", "COMPATIBLE"):
+        assert sum(out[mode]["outcomes"].values()) == 2
+        assert all(outcome.split()[1:3] == ["off,", "max"] for outcome in out[mode]["outcomes"])
+    # COMPATIBLE's square roots are within 1e-6 in every process (the race: ~1,180 elements off by ~3e-4).
+    assert out["COMPATIBLE"]["processes_off_by_more_than_1e-6"] == 0
