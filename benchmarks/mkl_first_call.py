@@ -1,6 +1,6 @@
 """The race in Intel MKL's first multi-threaded call. Fresh processes each take, as their first torch op and
 with 2 threads, the square root of the same 2,352 numbers (the size of the first conv's weights, whose
-RMSprop step starts with one), and compare it with the correctly rounded square root. Counted per MKL mode
+RMSprop step takes one), and compare it with the correctly rounded square root. Counted per MKL mode
 (`MKL_CBWR`; off: MKL's own default branch, handpose: COMPATIBLE). Prints JSON.
 
     python benchmarks/mkl_first_call.py [--processes 150] [--modes off COMPATIBLE]

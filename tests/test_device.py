@@ -53,7 +53,7 @@ def test_setup_sets_what_deterministic_cuda_needs(monkeypatch):
 MKL_BRANCH = """
 import ctypes, os
 import torch
-import handpose.train  # a stage's module: it imports handpose.device before any op
+import handpose.train  # a stage's module; importing handpose sets MKL_CBWR
 torch.sqrt(torch.rand(4096))  # MKL's first call reads MKL_CBWR
 branch = None
 if torch.backends.mkl.is_available():  # torch's x86 builds; MKL_CBWR_BRANCH = 1, COMPATIBLE = 3
@@ -65,8 +65,8 @@ print(os.environ["MKL_CBWR"], branch)
 
 @pytest.mark.parametrize("own, mode, branch", [(None, "COMPATIBLE", "3"), ("AUTO", "AUTO", "2")])
 def test_mkl_runs_its_reproducible_branch_unless_told_otherwise(own, mode, branch):
-    """MKL's default branch races on its first multi-threaded call (device.py); the stages import
-    handpose.device before their first op, so MKL starts in COMPATIBLE mode, or in the user's own."""
+    """MKL's default branch races on its first multi-threaded call (handpose/__init__.py); a stage imports
+    handpose before its first op, so MKL starts in COMPATIBLE mode, or in the user's own."""
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"} | ({"MKL_CBWR": own} if own else {})
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, "-c", MKL_BRANCH], env=env, capture_output=True, text=True, check=True)
