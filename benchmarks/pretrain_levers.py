@@ -6,6 +6,8 @@ held-out 2D error (px at 224) and the wall time. Prints one JSON line.
         [--uv-weight W]   # + W x L1 of the soft-argmax joints, in heatmap cells (integral regression)
         [--ema D]         # also score an exponential moving average of the weights (decay D)
         [--lr-drop-at F]  # lr / 10 from this fraction of the steps on (as train.lr_drop_at)
+        [--fine-heatmaps] # + a head that draws the last heatmaps at input/2 (the stacks' are input/4)
+        [--roll DEG]      # cameras rolled by up to +-DEG degrees (default: params.yaml's pretrain.roll)
 
 Sigma follows the input size (params.yaml's sigma x input_size / params.yaml's input size), so the
 Gaussians keep their width in image pixels. One seed: differences under about 0.5 px are noise.
@@ -19,6 +21,8 @@ import time
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from handpose.augment import roll
@@ -29,8 +33,30 @@ from handpose.device import setup_torch
 from handpose.heatmaps import gaussian_heatmaps, image_to_heatmap, soft_argmax
 from handpose.losses import Batch, value
 from handpose.model import build_backbone
+from handpose.model.hourglass import Residual, StackedHourglass
 from handpose.model.pose_net import to_input
 from handpose.pretrain import HELD_OUT, held_out_uv_error_px
+from handpose.skeleton import NUM_JOINTS
+
+
+class FineHeatmaps(nn.Module):
+    """The hourglass plus heatmaps at input/2: its last features, upsampled x2, join the stem's input/2
+    features (a U-Net-style skip) through one residual block and a 1x1 head. The stacks keep their
+    input/4 heatmaps and L_hm; the fine ones are scored and trained on targets drawn at input/2."""
+
+    def __init__(self, backbone: StackedHourglass, joints: int = NUM_JOINTS):
+        super().__init__()
+        self.backbone, half = backbone, backbone.channels // 2
+        self.reduce = nn.Conv2d(backbone.channels, half, 1)
+        self.refine = Residual(half, half)
+        self.head = nn.Conv2d(half, joints, 1)
+        self._stem_half: torch.Tensor | None = None
+        backbone.stem[1].register_forward_hook(lambda _m, _i, out: setattr(self, "_stem_half", out))
+
+    def forward(self, image: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        heatmaps, features = self.backbone(image)
+        up = F.interpolate(self.reduce(features), scale_factor=2, mode="nearest")
+        return [*heatmaps, self.head(self.refine(up + self._stem_half))], features
 
 
 def main() -> None:
@@ -43,6 +69,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--uv-weight", type=float, default=0.0)
     parser.add_argument("--ema", type=float, default=0.0)
+    parser.add_argument("--fine-heatmaps", action="store_true", help="+ heatmaps at input/2")
+    parser.add_argument("--roll", type=float, help="degrees; default: params.yaml's pretrain.roll")
     parser.add_argument("--lr-drop-at", type=float, default=1.0, help="fraction of the steps (1: no drop)")
     args = parser.parse_args()
     params = load_params(args.params)
@@ -52,14 +80,18 @@ def main() -> None:
     device = setup_torch(TrainConfig.model_validate({**params.train.model_dump(), "device": "cpu"}))
     seed, cells = params.pretrain.seed, model_cfg.heatmap_size
     torch.manual_seed(seed)
-    backbone = build_backbone(model_cfg).to(memory_format=torch.channels_last)
+    backbone = build_backbone(model_cfg)
+    if args.fine_heatmaps:
+        backbone = FineHeatmaps(backbone)
+    backbone = backbone.to(memory_format=torch.channels_last)
     ema = AveragedModel(backbone, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True) if args.ema else None
     hands = render_arrays(args.hands + HELD_OUT, seed, size, progress=False)
     held_out = {key: v[args.hands :] for key, v in hands.items()}
     images, xyz, K = (hands[key][: args.hands] for key in ("images", "xyz", "K"))
     optimizer = torch.optim.RMSprop(backbone.parameters(), lr=args.lr, foreach=True)
     order = torch.randperm(args.hands, generator=torch.Generator().manual_seed(seed)).numpy()
-    angles = np.random.default_rng(seed).uniform(-1, 1, args.hands) * np.radians(params.pretrain.roll)
+    max_roll = params.pretrain.roll if args.roll is None else args.roll
+    angles = np.random.default_rng(seed).uniform(-1, 1, args.hands) * np.radians(max_roll)
     steps = args.hands // args.batch
     tic = time.perf_counter()
     for step in range(steps):
@@ -72,7 +104,12 @@ def main() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             heatmaps, _ = backbone(to_input(torch.from_numpy(image), True))
         target = torch.from_numpy(gaussian_heatmaps(uv, FRAME_SIZE, cells, sigma))
+        if args.fine_heatmaps:  # the fine heatmaps' targets: twice the cells, the same width in pixels
+            fine = torch.from_numpy(gaussian_heatmaps(uv, FRAME_SIZE, 2 * cells, 2 * sigma))
+            heatmaps, fine_loss = heatmaps[:-1], value("hm", Batch(heatmaps=heatmaps[-1:], true_heatmaps=fine))
         loss = value("hm", Batch(heatmaps=heatmaps, true_heatmaps=target))
+        if args.fine_heatmaps:
+            loss = loss + fine_loss
         if args.uv_weight:  # every stack's soft-argmax joints against the truth, in heatmap cells
             true_uv = torch.from_numpy(image_to_heatmap(uv, FRAME_SIZE, cells).astype(np.float32))
             errors = torch.stack([soft_argmax(h) for h in heatmaps]) - true_uv
@@ -85,7 +122,8 @@ def main() -> None:
     seconds = time.perf_counter() - tic
     result = {
         "hands": args.hands, "input_size": size, "sigma": sigma, "bf16": args.bf16, "batch": args.batch,
-        "lr": args.lr, "lr_drop_at": args.lr_drop_at, "uv_weight": args.uv_weight, "ema": args.ema,
+        "lr": args.lr, "roll": max_roll, "lr_drop_at": args.lr_drop_at, "uv_weight": args.uv_weight, "ema": args.ema,
+        "fine_heatmaps": args.fine_heatmaps,
         "train_seconds": round(seconds),
         "held_out_uv_error_px": round(held_out_uv_error_px(backbone, held_out, True), 2),
     }  # fmt: skip

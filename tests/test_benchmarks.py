@@ -107,11 +107,20 @@ def test_pretrain_levers_scores_the_backbone_and_its_weight_average(tiny_params)
     assert out["held_out_uv_error_px_ema"] > 0 and out["held_out_uv_error_px_ema"] != out["held_out_uv_error_px"]
 
 
-def test_pretrain_levers_lr_drop_changes_the_training(tiny_params):
+def test_pretrain_levers_lr_drop_roll_and_fine_heatmaps_each_change_the_training(tiny_params):
     args = ("pretrain_levers.py", "--params", str(tiny_params), "--hands", "32", "--batch", "4")
-    plain, dropped = run_benchmark(*args), run_benchmark(*args, "--lr-drop-at", "0.5")
-    assert plain["lr_drop_at"] == 1.0 and dropped["lr_drop_at"] == 0.5
-    assert dropped["held_out_uv_error_px"] != plain["held_out_uv_error_px"]
+    plain = run_benchmark(*args)
+    levers = {
+        "lr_drop_at": run_benchmark(*args, "--lr-drop-at", "0.5"),
+        "roll": run_benchmark(*args, "--roll", "0"),
+        "fine_heatmaps": run_benchmark(*args, "--fine-heatmaps"),
+    }
+    assert (plain["lr_drop_at"], plain["roll"], plain["fine_heatmaps"]) == (1.0, 180.0, False)  # roll: params.yaml's
+    assert (levers["lr_drop_at"]["lr_drop_at"], levers["roll"]["roll"], levers["fine_heatmaps"]["fine_heatmaps"]) == (
+        0.5, 0.0, True
+    )  # fmt: skip
+    for lever, out in levers.items():
+        assert out["held_out_uv_error_px"] != plain["held_out_uv_error_px"], lever
 
 
 def test_isa_parting_runs_each_pin_in_its_own_process_and_compares_digests(tiny_params):
