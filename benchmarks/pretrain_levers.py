@@ -104,12 +104,11 @@ def main() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             heatmaps, _ = backbone(to_input(torch.from_numpy(image), True))
         target = torch.from_numpy(gaussian_heatmaps(uv, FRAME_SIZE, cells, sigma))
-        if args.fine_heatmaps:  # the fine heatmaps' targets: twice the cells, the same width in pixels
+        loss = torch.zeros(())
+        if args.fine_heatmaps:  # the last heatmaps are the fine ones: twice the cells, the same width in px
             fine = torch.from_numpy(gaussian_heatmaps(uv, FRAME_SIZE, 2 * cells, 2 * sigma))
-            heatmaps, fine_loss = heatmaps[:-1], value("hm", Batch(heatmaps=heatmaps[-1:], true_heatmaps=fine))
-        loss = value("hm", Batch(heatmaps=heatmaps, true_heatmaps=target))
-        if args.fine_heatmaps:
-            loss = loss + fine_loss
+            loss, heatmaps = value("hm", Batch(heatmaps=heatmaps[-1:], true_heatmaps=fine)), heatmaps[:-1]
+        loss = loss + value("hm", Batch(heatmaps=heatmaps, true_heatmaps=target))
         if args.uv_weight:  # every stack's soft-argmax joints against the truth, in heatmap cells
             true_uv = torch.from_numpy(image_to_heatmap(uv, FRAME_SIZE, cells).astype(np.float32))
             errors = torch.stack([soft_argmax(h) for h in heatmaps]) - true_uv
