@@ -3,7 +3,10 @@ at the default (params.yaml) and the paper's model size, or at any input size an
 under bf16 autocast. Prints JSON.
 
     python benchmarks/model_speed.py [--params params.yaml] [--steps 5] [--sizes default paper 128:64]
-        [--precisions fp32 bf16] [--variants m_cos_2]
+        [--precisions fp32 bf16] [--variants m_cos_2] [--optimizers flat foreach]
+
+--optimizers: flat (the training loop's: RMSprop over one buffer that holds every parameter) and/or
+foreach (torch's multi-tensor RMSprop), each timed on its own model, in turn, in one run.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from handpose.configure import variant_config
 from handpose.losses import Batch, term_settings
 from handpose.model.pose_net import build_model, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
-from handpose.step import DivergenceCheck, train_step
+from handpose.step import DivergenceCheck, FlatRMSprop, train_step
 
 PAPER_MODEL = {
     "input_size": 256,
@@ -39,6 +42,7 @@ def step_seconds(
     bf16: bool = False,
     device: str = "cpu",
     compile_model: bool = False,
+    optimizer_kind: str = "flat",
 ) -> dict:
     """Mean wall time of one training step on random inputs (the first `warm-up` steps not counted;
     with torch.compile they include the compilation, reported as `first_step_s`)."""
@@ -48,8 +52,11 @@ def step_seconds(
     channels_last = config.train.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if optimizer_kind == "flat":  # before compiling: the compiled graph sees the parameters it will train
+        optimizer = FlatRMSprop(model, lr=1e-4)
+    else:
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4, foreach=True)
     forward = torch.compile(model) if compile_model else model
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4, foreach=True)
     size, hm = config.model.input_size, config.model.heatmap_size
     images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, device=dev)
     K = torch.tensor([[480.0, 0, 112], [0, 480, 112], [0, 0, 1]], device=dev).expand(batch, 3, 3)
@@ -104,6 +111,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["default", "paper"], help="default, paper or PX:FEATURES")
     parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     parser.add_argument("--variants", nargs="+", help="default: every variant of params.yaml")
+    parser.add_argument("--optimizers", nargs="+", default=["flat"], choices=["flat", "foreach"])
     args = parser.parse_args()
     params = load_params(args.params)
     torch.set_num_threads(params.train.threads or torch.get_num_threads())
@@ -112,13 +120,19 @@ def main() -> None:
         sized = params.model_copy(deep=True)
         sized.model = sized_model(sized.model, size)
         for precision in args.precisions:
-            key = size if args.precisions == ["fp32"] else f"{size} {precision}"
-            results["sizes"][key] = {
-                variant: step_seconds(
-                    cfg := variant_config(sized, variant), cfg.train.batch_size, args.steps, precision == "bf16"
-                )
-                for variant in args.variants or sized.variants
-            }
+            for kind in args.optimizers:
+                shown = [precision] * (args.precisions != ["fp32"]) + [kind] * (args.optimizers != ["flat"])
+                key = " ".join([size, *shown])
+                results["sizes"][key] = {
+                    variant: step_seconds(
+                        cfg := variant_config(sized, variant),
+                        cfg.train.batch_size,
+                        args.steps,
+                        precision == "bf16",
+                        optimizer_kind=kind,
+                    )
+                    for variant in args.variants or sized.variants
+                }
     print(json.dumps(results, indent=2))
 
 

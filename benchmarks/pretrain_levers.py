@@ -37,6 +37,7 @@ from handpose.model.hourglass import Residual, StackedHourglass
 from handpose.model.pose_net import to_input
 from handpose.pretrain import HELD_OUT, held_out_uv_error_px
 from handpose.skeleton import NUM_JOINTS
+from handpose.step import FlatRMSprop
 
 
 class FineHeatmaps(nn.Module):
@@ -88,7 +89,7 @@ def main() -> None:
     hands = render_arrays(args.hands + HELD_OUT, seed, size, progress=False)
     held_out = {key: v[args.hands :] for key, v in hands.items()}
     images, xyz, K = (hands[key][: args.hands] for key in ("images", "xyz", "K"))
-    optimizer = torch.optim.RMSprop(backbone.parameters(), lr=args.lr, foreach=True)
+    optimizer = FlatRMSprop(backbone, lr=args.lr)
     order = torch.randperm(args.hands, generator=torch.Generator().manual_seed(seed)).numpy()
     max_roll = params.pretrain.roll if args.roll is None else args.roll
     angles = np.random.default_rng(seed).uniform(-1, 1, args.hands) * np.radians(max_roll)

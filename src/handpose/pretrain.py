@@ -29,7 +29,7 @@ from handpose.losses import Batch
 from handpose.metrics import uv_error_px
 from handpose.model import build_backbone
 from handpose.model.pose_net import to_input
-from handpose.step import DivergenceCheck, train_step
+from handpose.step import DivergenceCheck, FlatRMSprop, train_step
 from handpose.training_log import TrainingLog
 
 HELD_OUT = 200  # extra hands, never trained on, that measure the 2D error during pretraining
@@ -70,7 +70,7 @@ def pretrain(
             hands = render_arrays(cfg.n_hands + HELD_OUT, cfg.seed, model_cfg.input_size, progress=progress)
             held_out = {key: value[cfg.n_hands :] for key, value in hands.items()}
             images, xyz, K = (hands[key][: cfg.n_hands] for key in ("images", "xyz", "K"))
-            optimizer = torch.optim.RMSprop(backbone.parameters(), lr=cfg.lr, foreach=True)
+            optimizer = FlatRMSprop(backbone, lr=cfg.lr)
             shuffle = torch.Generator().manual_seed(cfg.seed)
             every = max(1, steps // EVALUATIONS)
             where = lambda at: f"pretrain: training diverged at step {at + 1}/{steps}"  # noqa: E731
