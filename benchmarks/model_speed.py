@@ -3,10 +3,12 @@ at the default (params.yaml) and the paper's model size, or at any input size an
 under bf16 autocast. Prints JSON.
 
     python benchmarks/model_speed.py [--params params.yaml] [--steps 5] [--sizes default paper 128:64]
-        [--precisions fp32 bf16] [--variants m_cos_2] [--optimizers flat foreach]
+        [--precisions fp32 bf16] [--variants m_cos_2] [--optimizers flat foreach] [--rounds 1]
 
 --optimizers: flat (the training loop's: RMSprop over one buffer that holds every parameter) and/or
 foreach (torch's multi-tensor RMSprop), each timed on its own model, in turn, in one run.
+--rounds R: time every case R times, round-robin, and report the median speed with each round's. A
+machine's load drifts by more than many A/B differences; interleaved rounds expose that spread.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import statistics
 import time
 
 import torch
@@ -112,27 +115,43 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     parser.add_argument("--variants", nargs="+", help="default: every variant of params.yaml")
     parser.add_argument("--optimizers", nargs="+", default=["flat"], choices=["flat", "foreach"])
+    parser.add_argument("--rounds", type=int, default=1, help="round-robin repeats of every case (median)")
     args = parser.parse_args()
     params = load_params(args.params)
     torch.set_num_threads(params.train.threads or torch.get_num_threads())
-    results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "sizes": {}}
+    cases = {}  # key -> (variant -> its config, bf16, optimizer): every case, timed once per round
     for size in args.sizes:
         sized = params.model_copy(deep=True)
         sized.model = sized_model(sized.model, size)
         for precision in args.precisions:
             for kind in args.optimizers:
                 shown = [precision] * (args.precisions != ["fp32"]) + [kind] * (args.optimizers != ["flat"])
-                key = " ".join([size, *shown])
-                results["sizes"][key] = {
-                    variant: step_seconds(
-                        cfg := variant_config(sized, variant),
-                        cfg.train.batch_size,
-                        args.steps,
-                        precision == "bf16",
-                        optimizer_kind=kind,
-                    )
-                    for variant in args.variants or sized.variants
-                }
+                variants = {v: variant_config(sized, v) for v in args.variants or sized.variants}
+                cases[" ".join([size, *shown])] = (variants, precision == "bf16", kind)
+    rounds = [
+        {
+            key: {
+                variant: step_seconds(cfg, cfg.train.batch_size, args.steps, bf16, optimizer_kind=kind)
+                for variant, cfg in variants.items()
+            }
+            for key, (variants, bf16, kind) in cases.items()
+        }
+        for _ in range(args.rounds)
+    ]
+    results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "rounds": args.rounds, "sizes": {}}
+    for key, (variants, _, _) in cases.items():
+        results["sizes"][key] = {}
+        for variant in variants:
+            runs = [one[key][variant] for one in rounds]
+            speeds = [run["samples_per_s"] for run in runs]
+            median = statistics.median(speeds)
+            results["sizes"][key][variant] = {
+                **runs[0],
+                "step_s": round(runs[0]["batch"] / median, 4),
+                "samples_per_s": round(median, 1),
+                **({"samples_per_s_rounds": speeds} if args.rounds > 1 else {}),
+                "same_weights_every_round": len({run["weights_sha256"] for run in runs}) == 1,
+            }
     print(json.dumps(results, indent=2))
 
 

@@ -47,6 +47,21 @@ def test_model_speed_reports_every_variant(tiny_params):
     assert set(out["sizes"]["default"]) == {"baseline", "m_cos_1", "m_cos_2", "m_asm"}
 
 
+def test_model_speed_rounds_report_their_median_and_the_same_weights(tiny_params):
+    out = run_benchmark(
+        "model_speed.py", "--params", str(tiny_params), "--steps", "1", "--sizes", "default",
+        "--variants", "m_cos_2", "--optimizers", "flat", "foreach", "--rounds", "3",
+    )  # fmt: skip
+    assert out["rounds"] == 3 and set(out["sizes"]) == {"default flat", "default foreach"}
+    for case in out["sizes"].values():
+        run = case["m_cos_2"]
+        assert len(run["samples_per_s_rounds"]) == 3 and run["same_weights_every_round"]
+        # the median of three speeds, each already rounded to 0.1, is one of them
+        assert run["samples_per_s"] in run["samples_per_s_rounds"]
+    # the two optimisers train the same bytes (tests/test_step.py asserts it too)
+    assert len({case["m_cos_2"]["weights_sha256"] for case in out["sizes"].values()}) == 1
+
+
 def test_heatmap_diagnosis_reports_each_epoch(tiny_split):
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "heatmap_diagnosis.py"), "--split", str(tiny_split["dir"])]
