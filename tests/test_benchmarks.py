@@ -122,15 +122,17 @@ def test_pretrain_levers_scores_the_backbone_and_its_weight_average(tiny_params)
     assert out["held_out_uv_error_px_ema"] > 0 and out["held_out_uv_error_px_ema"] != out["held_out_uv_error_px"]
 
 
-def test_pretrain_levers_lr_drop_roll_and_fine_heatmaps_each_change_the_training(tiny_params):
+def test_pretrain_levers_lr_drop_roll_fine_heatmaps_and_warmup_each_change_the_training(tiny_params):
     args = ("pretrain_levers.py", "--params", str(tiny_params), "--hands", "32", "--batch", "4")
     plain = run_benchmark(*args)
     levers = {
         "lr_drop_at": run_benchmark(*args, "--lr-drop-at", "0.5"),
         "roll": run_benchmark(*args, "--roll", "0"),
         "fine_heatmaps": run_benchmark(*args, "--fine-heatmaps"),
+        "warmup": run_benchmark(*args, "--warmup", "16:0.5"),
     }
     assert (plain["lr_drop_at"], plain["roll"], plain["fine_heatmaps"]) == (1.0, 180.0, False)  # roll: params.yaml's
+    assert (plain["warmup"], levers["warmup"]["warmup"]) == ("0:0.0", "16:0.5")
     assert (levers["lr_drop_at"]["lr_drop_at"], levers["roll"]["roll"], levers["fine_heatmaps"]["fine_heatmaps"]) == (
         0.5, 0.0, True
     )  # fmt: skip
@@ -173,3 +175,15 @@ def test_mkl_first_call_counts_each_mode_over_fresh_processes():
         assert all(outcome.split()[1:3] == ["off,", "max"] for outcome in out[mode]["outcomes"])
     # COMPATIBLE's square roots are within 1e-6 in every process (the race: ~1,180 elements off by ~3e-4).
     assert out["COMPATIBLE"]["processes_off_by_more_than_1e-6"] == 0
+
+
+def test_pretrain_levers_refuses_a_warmup_that_is_not_px_and_a_fraction(tiny_params):
+    for bad in ("64", "64:2", "x:0.5"):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "pretrain_levers.py"), "--params", str(tiny_params)]
+            + ["--hands", "8", "--warmup", bad],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2 and "--warmup" in result.stderr and "Traceback" not in result.stderr, bad
