@@ -117,6 +117,8 @@ def main() -> None:
     parser.add_argument("--optimizers", nargs="+", default=["flat"], choices=["flat", "foreach"])
     parser.add_argument("--rounds", type=int, default=1, help="round-robin repeats of every case (median)")
     args = parser.parse_args()
+    if args.rounds < 1 or args.steps < 1:
+        parser.error("--rounds and --steps must be at least 1")
     params = load_params(args.params)
     torch.set_num_threads(params.train.threads or torch.get_num_threads())
     cases = {}  # key -> (variant -> its config, bf16, optimizer): every case, timed once per round

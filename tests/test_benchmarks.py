@@ -187,3 +187,14 @@ def test_pretrain_levers_refuses_a_warmup_that_is_not_px_and_a_fraction(tiny_par
             timeout=120,
         )
         assert result.returncode == 2 and "--warmup" in result.stderr and "Traceback" not in result.stderr, bad
+
+
+def test_model_speed_refuses_no_rounds_or_no_steps(tiny_params):
+    for flag in ("--rounds", "--steps"):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "model_speed.py"), "--params", str(tiny_params), flag, "0"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2 and "must be at least 1" in result.stderr and "Traceback" not in result.stderr
