@@ -20,12 +20,23 @@ def tiny_params(tmp_path_factory) -> Path:
     return path
 
 
-def run_benchmark(script: str, *args: str) -> dict:
-    result = subprocess.run(
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True, timeout=300
     )
+
+
+def run_benchmark(script: str, *args: str) -> dict:
+    result = run_script(script, *args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def refusal(script: str, *args: str) -> str:
+    """The one-line error of a run that must be refused: exit 2 (argparse's), no traceback."""
+    result = run_script(script, *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    return result.stderr
 
 
 def test_training_speed_compares_ours_with_the_reference_loop(tiny_params):
@@ -179,22 +190,9 @@ def test_mkl_first_call_counts_each_mode_over_fresh_processes():
 
 def test_pretrain_levers_refuses_a_warmup_that_is_not_px_and_a_fraction(tiny_params):
     for bad in ("64", "64:2", "x:0.5"):
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "benchmarks" / "pretrain_levers.py"), "--params", str(tiny_params)]
-            + ["--hands", "8", "--warmup", bad],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 2 and "--warmup" in result.stderr and "Traceback" not in result.stderr, bad
+        assert "--warmup" in refusal("pretrain_levers.py", "--params", str(tiny_params), "--warmup", bad)
 
 
 def test_model_speed_refuses_no_rounds_or_no_steps(tiny_params):
     for flag in ("--rounds", "--steps"):
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "benchmarks" / "model_speed.py"), "--params", str(tiny_params), flag, "0"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 2 and "must be at least 1" in result.stderr and "Traceback" not in result.stderr
+        assert "must be at least 1" in refusal("model_speed.py", "--params", str(tiny_params), flag, "0")
