@@ -1,16 +1,19 @@
 """Tiny fixtures built in code: a small synthetic FreiHAND-layout dataset and its split, a tiny
 variant config, and training on them."""
 
+import json
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 
-from handpose.camera import project
+from handpose.camera import mirror, project
 from handpose.config import DataConfig, VariantConfig, validate
 from handpose.configure import variant_config
+from handpose.data.freihand import open_freihand
 from handpose.data.split import load_split, write_split
 from handpose.data.synthetic import write_dataset
 from handpose.heatmaps import gaussian_heatmaps
@@ -57,6 +60,25 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 def data_config(**changes) -> DataConfig:
     """params.yaml's `data:` with `changes`."""
     return DataConfig(**{**yaml.safe_load((ROOT / "params.yaml").read_text())["data"], **changes})
+
+
+IMAGES = 8  # in a set of labelled photos
+
+
+def write_labelled_photos(dataset: Path, out: Path, hand: str) -> Path:
+    """The first IMAGES images of a synthetic dataset as a user's photos with a labels.json, as
+    `handpose convert` takes them; hand "left" flips each photo and mirrors its labels to match."""
+    data = open_freihand(dataset)
+    out.mkdir(parents=True)
+    entries = []
+    for i in range(IMAGES):
+        rgb, xyz, K = data.read_rgb(i), data.xyz[i], data.K[i]
+        if hand == "left":
+            rgb, (xyz, K) = rgb[:, ::-1], mirror(xyz, K)
+        cv2.imwrite(str(out / f"{i}.png"), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+        entries.append({"image": f"{i}.png", "xyz": xyz.tolist(), "K": K.tolist(), "hand": hand})
+    (out / "labels.json").write_text(json.dumps(entries))
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from handpose.data.convert import convert
 from handpose.training_log import read_curves
 
+from .conftest import IMAGES, write_labelled_photos
 from .dvc_project import ROOT, new_project, run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -227,3 +229,37 @@ def test_make_study_writes_mean_and_sd_over_seeds(project):
         row = next(line for line in table.splitlines() if line.startswith(f"| {variant} |"))
         assert "±" in row and "(2 seeds)" in row
     assert "seed: 0\n" in (project / "params.yaml").read_text()  # the workspace keeps its own params
+
+
+@pytest.fixture(scope="module")
+def with_photos(project, tiny_dataset, tmp_path_factory) -> Path:
+    """A copy of the project given an extra test set of left-hand photos in params.yaml; after `dvc repro`."""
+    repo = tmp_path_factory.mktemp("photos") / "repo"
+    shutil.copytree(project.parent / "pristine", repo, symlinks=True)
+    photos = write_labelled_photos(tiny_dataset, tmp_path_factory.mktemp("photos_in") / "photos", "left")
+    convert(photos, photos / "labels.json", repo / "data" / "raw" / "photos", progress=False)
+    text = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(text.replace("eval_sets: {}", "eval_sets: {photos: {path: data/raw/photos}}"))
+    out = run(["dvc", "repro"], repo).stdout
+    assert "Running stage 'eval_set@photos'" in out
+    for variant in VARIANTS:  # only the new set's stages and the report run
+        assert f"Stage 'train@{variant}' didn't change, skipping" in out
+        assert f"Running stage 'evaluate_set@{variant}-photos'" in out
+    return repo
+
+
+def test_an_extra_test_set_is_scored_for_every_variant(with_photos):
+    repo = with_photos
+    summary = json.loads((repo / "metrics" / "summary.json").read_text())
+    for variant in VARIANTS:
+        metrics = json.loads((repo / "metrics" / "sets" / "photos" / f"{variant}.json").read_text())
+        assert metrics["test_samples"] == IMAGES and metrics["pa_mpjpe_mm"] > 0
+        assert summary[f"{variant}@photos"] == {"pose": metrics["pose_error_mm"], "pa": metrics["pa_mpjpe_mm"]}
+    table = (repo / "metrics" / "summary.md").read_text()
+    assert (
+        "## Extra test sets" in table and f"`photos` ({IMAGES} images" in table and "| mean pose of the set |" in table
+    )
+    assert (repo / "plots" / "report" / "eval_sets.png").read_bytes()[:4] == b"\x89PNG"
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
+    assert "metrics/sets/photos/m_cos_1.json" in diff and "metrics/summary.json" in diff
+    assert "up to date" in run(["dvc", "repro"], repo).stdout.lower()

@@ -48,3 +48,21 @@ def square_to_frame(K: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     crop = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
     resize = np.diag([FRAME_SIZE / side, FRAME_SIZE / side, 1.0])
     return resize @ crop @ np.asarray(K, np.float64)
+
+
+def mirror(xyz: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A left hand as a right one (or back): the joints (..., 21, 3) and K (..., 3, 3) of the image
+    flipped left to right in the FRAME_SIZE frame. Pixel centres are at integers, so u -> FRAME_SIZE - 1 - u;
+    x -> -x with cx -> FRAME_SIZE - 1 - cx (and the skew negated) projects to exactly that."""
+    flip = np.diag([-1.0, 1.0, 1.0])
+    K = np.array(K, np.float64)
+    K[..., 0, 2] = FRAME_SIZE - 1 - K[..., 0, 2]
+    K[..., 0, 1] *= -1
+    return (np.asarray(xyz, np.float64) @ flip).astype(np.float32), K.astype(np.float32)
+
+
+def mirror_uv(uv: np.ndarray) -> np.ndarray:
+    """Pixels (..., 2) of the FRAME_SIZE frame, flipped left to right (as `mirror` flips the image)."""
+    out = np.array(uv, copy=True)
+    out[..., 0] = FRAME_SIZE - 1 - out[..., 0]
+    return out

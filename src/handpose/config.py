@@ -149,6 +149,13 @@ class TrainConfig(Section):
         return seeds
 
 
+class EvalSetConfig(Section):
+    """One extra test set (`eval_sets:`), tested with every variant beside the test split."""
+
+    path: str  # a folder in FreiHAND's layout, as `handpose convert` writes it
+    hand: Literal["right", "left"] | None = None  # every image's; unset: the set's training_hand.json, else right
+
+
 class Params(Section):
     """params.yaml, whole. Loss terms are by name here (`loss:` their weights, `variants:` which each
     variant uses); handpose.losses registers them and `configure` checks these names against it.
@@ -164,6 +171,7 @@ class Params(Section):
     loss: dict[Name, Weight]  # the weight of each term whenever a variant uses it
     variants: Annotated[dict[VariantName, Annotated[list[Name], Field(min_length=1)]], Field(min_length=1)]
     variant_train: dict[str, dict[str, Any]]  # per-variant changes to `train:`, checked in _check_relations
+    eval_sets: dict[Name, EvalSetConfig] = {}  # name: the set; each variant is also tested on each
 
     def train_of(self, variant: str) -> TrainConfig:
         """`train:` with the variant's own changes from `variant_train:`."""

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from handpose.atomic import atomic_path, json_text, write_json
-from handpose.camera import project
+from handpose.camera import mirror, mirror_uv, project
 from handpose.checkpoints import load_model, seed_checkpoints
 from handpose.data.freihand import read_visibility
 from handpose.data.layout import pose_id
@@ -30,17 +30,22 @@ from handpose.metrics import (
 def evaluate(
     model_dir: str | Path,
     split_dir: str | Path,
-    dataset: str | Path,
+    dataset: str | Path | None,
     metrics_path: str | Path,
     predictions_path: str | Path,
     timings_path: str | Path,
 ) -> dict:
     """The `evaluate` stage: score one variant on the test split (the paper's protocol: ground-truth
     root depth given). With several seeds, each metric is the mean over seeds and `*_sd` its spread.
-    Where the dataset has per-joint visibility (the synthetic one does), the error is split by occlusion."""
+    Where the dataset has per-joint visibility (the synthetic one does), the error is split by occlusion.
+    With no `dataset`, `split_dir` is an extra test set (`eval_set` stage): its mirrored images are
+    scored in their photo's frame, and the training curve's figures (convergence) are left out."""
     test_split = load_split(split_dir, "test")
-    true_xyz = test_split["xyz"]
-    visibility = read_visibility(dataset, str(test_split["part"]))  # a row per image (or per pose)
+    mirrored = test_split.get("mirrored", np.zeros(len(test_split["xyz"]), bool))
+    # The labels in each photo's own frame (mirror is its own inverse).
+    true_xyz, true_K = np.array(test_split["xyz"]), np.array(test_split["K"])
+    true_xyz[mirrored], true_K[mirrored] = mirror(true_xyz[mirrored], true_K[mirrored])
+    visibility = None if dataset is None else read_visibility(dataset, str(test_split["part"]))  # a row per image
     if visibility is not None:
         visibility = visibility[pose_id(test_split["image_ids"], len(visibility))]
     xyz, uv, per_seed, late_changes, seconds = [], [], {}, [], 0.0
@@ -59,20 +64,25 @@ def evaluate(
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
         seconds += time.perf_counter() - tic
-        xyz.append(pred["xyz"])
-        uv.append(pred["uv"])
-        test_errors = [row["test_pose_error_mm"] for row in checkpoint["log"]]
-        per_seed[seed] = {**pose_metrics(pred["xyz"], true_xyz), "converged_epoch": converged_epoch(test_errors)}
-        late_changes.append(late_change_pct(test_errors))
+        pred_xyz, pred_uv = pred["xyz"], pred["uv"]  # then into the photo's frame, as the labels
+        pred_xyz[mirrored] = mirror(pred_xyz[mirrored], true_K[mirrored])[0]
+        pred_uv[mirrored] = mirror_uv(pred_uv[mirrored])
+        xyz.append(pred_xyz)
+        uv.append(pred_uv)
+        per_seed[seed] = pose_metrics(pred_xyz, true_xyz)
+        if dataset is not None:
+            test_errors = [row["test_pose_error_mm"] for row in checkpoint["log"]]
+            per_seed[seed]["converged_epoch"] = converged_epoch(test_errors)
+            late_changes.append(late_change_pct(test_errors))
     xyz, uv = np.stack(xyz), np.stack(uv)  # (S, N, 21, 3|2)
-    true_uv = project(true_xyz, test_split["K"])
+    true_uv = project(true_xyz, true_K)
     # Every seed's predictions side by side, for the metrics that pool joints.
     pooled_pred, pooled_true = xyz.reshape(-1, *true_xyz.shape[1:]), np.concatenate([true_xyz] * len(xyz))
     metrics = {
         **over_seeds(pd.DataFrame(per_seed.values())),
         "seeds": list(per_seed),
         "uv_error_px": uv_error_px(uv, true_uv),
-        "late_change_pct": max(late_changes),  # the worst seed
+        **({"late_change_pct": max(late_changes)} if late_changes else {}),  # the worst seed
         "per_finger_mm": per_finger_errors_mm(pooled_pred, pooled_true),
         **(
             {

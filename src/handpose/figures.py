@@ -126,3 +126,24 @@ def qualitative_figure(
             ax3.legend(fontsize=7, loc="upper left")
     fig.suptitle(title)
     _save(fig, path)
+
+
+def eval_sets_figure(table: pd.DataFrame, path: str | Path) -> None:
+    """PA-MPJPE and 2D error of every variant on each extra test set, beside the mean poses' (dashed).
+    `table` has a row per (set, name) with columns set, name, pa_mpjpe_mm, uv_error_px."""
+    if table.empty:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no extra test sets (params.yaml eval_sets:)", ha="center", va="center")
+        return _save(fig, path)
+    models = table[~table["name"].str.startswith("mean pose")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, column, label in zip(axes, ("pa_mpjpe_mm", "uv_error_px"), ("PA-MPJPE (mm)", "2D error (px at 224)")):
+        sns.barplot(models, x="set", y=column, hue="name", ax=ax)
+        for k, (_, row) in enumerate(table[table["name"].str.startswith("mean pose")].iterrows()):
+            if pd.notna(row[column]):
+                x = list(models["set"].unique()).index(row["set"])
+                ax.hlines(row[column], x - 0.4, x + 0.4, colors="k", linestyles="--" if k % 2 == 0 else ":")
+        ax.set(ylabel=label, xlabel="")
+    axes[0].set_title("dashed: mean training pose; dotted: the set's own mean pose", fontsize=8)
+    _save(fig, path)

@@ -3,6 +3,7 @@ differences are significant, and the figures."""
 
 from __future__ import annotations
 
+import json
 from itertools import combinations
 from pathlib import Path
 
@@ -214,6 +215,49 @@ def paper_claims(reference: str, rows: list[dict], converged: dict, seeds: int) 
     return lines
 
 
+SET_MEAN_POSE = "mean pose of the set"  # an oracle: the set's own mean, fitted to the labels it is scored on
+
+
+def eval_set_summary(
+    name: str, variants: list[str], predictions_dir: Path, metrics_dir: Path, train_xyz: np.ndarray
+) -> dict[str, dict]:
+    """One extra test set: each variant's metrics as `evaluate` wrote them, beside two mean poses at
+    the true root, the training split's (what ignoring the image gives) and the set's own (a bound)."""
+    rows = {}
+    for variant in variants:
+        path = metrics_dir / name / f"{variant}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: metrics not found (run `evaluate_set@{variant}-{name}`)")
+        rows[variant] = json.loads(path.read_text())
+    with np.load(predictions_dir / "sets" / name / f"{variants[0]}.npz") as f:
+        true_xyz = f["true_xyz"]
+    references = {MEAN_POSE: train_xyz, SET_MEAN_POSE: true_xyz}
+    references = {label: mean_pose_prediction(poses, true_xyz) for label, poses in references.items()}
+    for label, pred in references.items():
+        rows[label] = {**pose_metrics(pred, true_xyz), "uv_error_px": None, "test_samples": len(true_xyz)}
+    return dict(sorted(rows.items(), key=lambda item: item[0] not in references))
+
+
+def eval_sets_markdown(sets: dict[str, dict[str, dict]]) -> str:
+    lines = ["## Extra test sets", ""]
+    for name, rows in sets.items():
+        n = next(iter(rows.values()))["test_samples"]
+        lines += [
+            f"`{name}` ({n} images; left hands mirrored in and out; the set's own mean pose is fitted to its "
+            "labels, a bound rather than a predictor):",
+            "",
+            "| variant | pose error (mm) | PA-MPJPE (mm) | PA-AUC 0–50 mm | 2D error (px) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for variant, m in rows.items():
+            uv = "–" if m["uv_error_px"] is None else f"{m['uv_error_px']:.2f}"
+            lines.append(
+                f"| {variant} | {m['pose_error_mm']:.2f} | {m['pa_mpjpe_mm']:.2f} | {m['pa_auc_0_50']:.3f} | {uv} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def headline(summary: dict) -> dict:
     """metrics/summary.json: two numbers per variant under short keys, so that `dvc exp show` fits a
     terminal (README: `make compare`): `pose` = 3D pose error (mm), `pa` = PA-MPJPE (mm), mean over seeds.
@@ -253,6 +297,8 @@ def report(
     summary_md: str | Path,
     figures_dir: str | Path,
     comparison_path: str | Path = "metrics/comparison.json",
+    eval_sets: tuple[str, ...] = (),
+    sets_metrics_dir: str | Path = "metrics/sets",
 ) -> dict:
     """Write the summary (JSON and Markdown, with the paired comparisons), the comparisons' numbers
     (`comparison_path`), every figure, and the long tables (one row per variant and epoch / joint) that
@@ -270,13 +316,24 @@ def report(
     reference, differences = compare(predictions)
     converged = convergence({v: [c["test_pose_error_mm"].tolist() for c in curves] for v, curves in runs.items()})
     seeds = len(next(iter(predictions.values()))["seeds"])
-    write_json(summary_json, headline(summary))
+    sets = {
+        name: eval_set_summary(name, variants, Path(predictions_dir), Path(sets_metrics_dir), train_xyz)
+        for name in eval_sets
+    }
+    set_headlines = {
+        f"{variant}@{name}": {"pose": m["pose_error_mm"], "pa": m["pa_mpjpe_mm"]}
+        for name, rows in sets.items()
+        for variant, m in rows.items()
+        if variant in variants
+    }
+    write_json(summary_json, headline(summary) | set_headlines)
     write_json(comparison_path, comparison_json(reference, differences, converged, seeds))
     write_text(
         summary_md,
         "# Results\n\n3D pose error on the test split, ground-truth root given "
         "(the paper's protocol).\n\n" + markdown_table(summary) + "\n"
-        + comparison_markdown(reference, differences, converged, seeds),
+        + comparison_markdown(reference, differences, converged, seeds)
+        + ("\n" + eval_sets_markdown(sets) if sets else ""),
     )  # fmt: skip
     figures_dir = Path(figures_dir)
     caption = (
@@ -314,6 +371,9 @@ def report(
     figures.convergence_figure(logs, figures_dir / "convergence.png")
     figures.error_figure(per_sample, PAPER_TABLE1_MM, figures_dir / "pose_error.png")
     figures.pck_figure(poses, figures_dir / "pck.png")
+    columns = ["pa_mpjpe_mm", "uv_error_px"]
+    set_rows = [{"set": s, "name": v, **{k: m[k] for k in columns}} for s, r in sets.items() for v, m in r.items()]
+    figures.eval_sets_figure(pd.DataFrame(set_rows, columns=["set", "name", *columns]), figures_dir / "eval_sets.png")
     best = min(variants, key=lambda v: summary[v]["pose_error_mm"])
     first_seed = {key: (value[0] if key in ("xyz", "uv") else value) for key, value in predictions[best].items()}
     _qualitative(best, first_seed, dataset, str(test["part"]), figures_dir / "predictions.png")

@@ -230,3 +230,25 @@ def read_visibility(root: str | Path, part: str = layout.TRAINING) -> np.ndarray
     if len(values) != images:
         raise FreiHANDError(f"{path}: {len(values):,} rows, but {layout.rgb_dir(folder, part)} has {images:,} images")
     return values.astype(np.int8)
+
+
+def read_hands(root: str | Path, part: str = layout.TRAINING) -> list[str] | None:
+    """Each image's hand ("right" or "left", layout.HANDS), where the dataset says (`handpose convert`
+    writes it when its labels do), else None: FreiHAND's hands are all right hands."""
+    folder = dataset_root(root, part)
+    path = folder / layout.labels_file("hand", part)
+    if not path.is_file():
+        return None
+    try:
+        hands = json.loads(read_bounded(path, MAX_LABELS_BYTES, "labels file"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FreiHANDError(f"{path}: expected a list of {' or '.join(layout.HANDS)} ({e})") from None
+    if not isinstance(hands, list):
+        raise FreiHANDError(f"{path}: expected a list of {' or '.join(layout.HANDS)}, one per image")
+    for i, hand in enumerate(hands):
+        if hand not in layout.HANDS:
+            raise FreiHANDError(f"{path}: entry {i}: unknown hand {hand!r} (known: {', '.join(layout.HANDS)})")
+    images = _count_jpgs(layout.rgb_dir(folder, part))
+    if len(hands) != images:
+        raise FreiHANDError(f"{path}: {len(hands):,} entries, but {layout.rgb_dir(folder, part)} has {images:,} images")
+    return hands

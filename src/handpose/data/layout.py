@@ -4,6 +4,7 @@
     root/training_K.json           P x 3 x 3 intrinsics
     root/training_scale.json       P floats (length of the bone skeleton.SCALE_BONE)
     root/training_visibility.json  N x 21 visibility codes below, one row per image (synthetic data only)
+    root/training_hand.json        N of "right" | "left", one per image (optional: FreiHAND's are all right)
     root/training/rgb/%08d.jpg     N = k * P images; image v * P + i shows pose i
     root/training/mask/%08d.jpg    hand masks, one per pose
 
@@ -25,11 +26,13 @@ TRAINING, EVALUATION = "training", "evaluation"  # FreiHAND_pub_v2.zip's part, F
 
 
 def labels_file(kind: str, part: str = TRAINING) -> str:
-    """The labels file of `kind` (xyz, K, scale, visibility) of a part, e.g. evaluation_K.json."""
+    """The labels file of `kind` (xyz, K, scale, visibility, hand) of a part, e.g. evaluation_K.json."""
     return f"{part}_{kind}.json"
 
 
 XYZ_FILE, K_FILE, SCALE_FILE, VISIBILITY_FILE = (labels_file(k) for k in ("xyz", "K", "scale", "visibility"))
+
+HANDS = ("right", "left")  # what a hand file may say; the models are trained on right hands
 
 # Per-joint visibility codes of the synthetic data; VISIBILITY_NAMES[code] names each.
 VISIBLE, SELF_OCCLUDED, OBJECT_OCCLUDED = 0, 1, 2

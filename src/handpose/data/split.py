@@ -10,9 +10,9 @@ import numpy as np
 from tqdm import tqdm
 
 from handpose.atomic import allocated_npy, atomic_path
-from handpose.camera import FRAME_SIZE
-from handpose.config import DataConfig
-from handpose.data.freihand import FreiHAND, open_freihand, read_visibility
+from handpose.camera import FRAME_SIZE, mirror
+from handpose.config import DataConfig, EvalSetConfig
+from handpose.data.freihand import FreiHAND, FreiHANDError, open_freihand, read_hands, read_visibility
 from handpose.data.images import to_input_size
 from handpose.data.layout import EVALUATION, pose_id
 
@@ -132,6 +132,43 @@ def write_split(
                 part=np.str_(data.part),
                 image_size=np.int64(FRAME_SIZE),
             )
+
+
+def write_eval_set(name: str, config: EvalSetConfig, out: str | Path, input_size: int, progress: bool = True) -> None:
+    """The `eval_set` stage: every image of an extra test set, in the split's format (out/test.npz and
+    out/test_images.npy) so that `evaluate` reads it like the test split. Left hands are mirrored to
+    right ones, the image with its K and joints (`mirrored` marks them); `evaluate` mirrors the
+    predictions back, so they and the metrics are in each photo's own frame."""
+    where = f"eval_sets.{name}.path"
+    if not Path(config.path).exists():
+        raise FreiHANDError(f"{where}: {config.path} does not exist (a folder in FreiHAND's layout: handpose convert)")
+    data = open_freihand(config.path)
+    hands = read_hands(config.path)
+    if config.hand is not None:
+        hands = [config.hand] * data.num_images
+    mirrored = np.array([hand == "left" for hand in hands or ["right"] * data.num_images])
+    ids = np.arange(data.num_images)
+    poses = pose_id(ids, data.num_poses)
+    xyz, K = data.xyz[poses], data.K[poses]
+    xyz[mirrored], K[mirrored] = mirror(xyz[mirrored], K[mirrored])
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        _check_disk(tmp, len(ids), input_size)
+        images = allocated_npy(images_file(tmp, "test"), np.uint8, (len(ids), input_size, input_size, 3))
+        _decode_into(images, data, ids, f"decode {name}", progress)
+        images[mirrored] = images[mirrored][:, :, ::-1]
+        images.flush()
+        del images
+        np.savez(
+            tmp / "test.npz",
+            xyz=xyz,
+            K=K,
+            scale=data.scale[poses],
+            image_ids=ids,
+            part=np.str_(data.part),
+            image_size=np.int64(FRAME_SIZE),
+            mirrored=mirrored,
+        )
 
 
 SPLIT_KEYS = {"xyz", "K", "scale", "image_ids", "part", "image_size"}
