@@ -13,7 +13,16 @@ from handpose.data import layout
 from handpose.data.layout import OBJECT_OCCLUDED, SELF_OCCLUDED, VISIBLE
 from handpose.data.synthetic import Sample, render_sample, write_dataset
 from handpose.data.synthetic import write as synthetic_write
-from handpose.data.synthetic.poses import BONE_MEAN_MM, BONE_SD_CLIP, BONE_SD_MM, SIZE_RANGE
+from handpose.data.synthetic.poses import (
+    BONE_MEAN_MM,
+    BONE_SD_CLIP,
+    BONE_SD_MM,
+    CLOSE_FOCAL_RANGE,
+    CLOSE_SPAN,
+    DEPTH_RANGE,
+    FOCAL_RANGE,
+    SIZE_RANGE,
+)
 from handpose.skeleton import BONES, SCALE_BONE
 
 
@@ -41,12 +50,20 @@ def test_bone_lengths_in_anatomical_range(samples: list[Sample]) -> None:
 
 
 def test_camera_and_projection(samples: list[Sample]) -> None:
+    spans = []
     for s in samples:
         assert (s.K[0, 2], s.K[1, 2]) == PRINCIPAL_POINT and s.K[0, 1] == 0 and s.K[2, 2] == 1
-        assert s.K[0, 0] == s.K[1, 1] and 375 <= s.K[0, 0] <= 600  # the renderer's FOCAL_RANGE
-        assert 0.40 - 1e-6 <= s.xyz[0, 2] <= 0.95 + 1e-6  # its DEPTH_RANGE, with room for float32's rounding
+        f = s.K[0, 0]
+        assert s.K[1, 1] == f and (
+            FOCAL_RANGE[0] <= f <= FOCAL_RANGE[1] or CLOSE_FOCAL_RANGE[0] <= f <= CLOSE_FOCAL_RANGE[1]
+        )
+        # float32 rounds a depth near 1 m by ~6e-8 m: a micron is room.
+        assert DEPTH_RANGE[0] - 1e-6 <= s.xyz[0, 2] <= DEPTH_RANGE[1] + 1e-6
         uv = project(s.xyz, s.K)
         assert np.all(uv >= 0) and np.all(uv < FRAME_SIZE)
+        spans.append((uv.max(0) - uv.min(0)).max() / FRAME_SIZE)
+    # Both framings occur: FreiHAND's (the joints span ~40% of the frame) and close-ups (CLOSE_SPAN of it).
+    assert min(spans) < CLOSE_SPAN[0] - 0.1 and max(spans) > CLOSE_SPAN[0]
 
 
 def test_visible_joints_lie_on_the_mask(samples: list[Sample]) -> None:

@@ -6,10 +6,16 @@ import numpy as np
 
 from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, intrinsics, lift, project
 
-FOCAL_RANGE = (375.0, 600.0)  # px
+FOCAL_RANGE = (375.0, 600.0)  # px, FreiHAND's framing
 DEPTH_RANGE = (0.40, 0.95)  # wrist depth, metres
 CENTRE_JITTER_PX = 12.0  # sd of the hand centre's offset from the image centre
+# A share of the hands is framed as a crop around the hand (as a detector's box, or a photo of a hand):
+# the joints then span this fraction of the frame, the focal length following (a crop zooms in).
+CLOSE_SHARE = 0.5
+CLOSE_SPAN = (0.5, 0.85)
+CLOSE_FOCAL_RANGE = (300.0, 1500.0)  # px, what such crops give
 SIZE_RANGE = (0.9, 1.1)  # per-hand size factor applied to every bone
+WIDTH_RANGE = (0.85, 1.2)  # per-hand factor of the fingers' widths (and of the palm's, see render.py)
 BONE_SD_CLIP = 2.0  # bone lengths are mean + sd * N(0,1) clipped to +-2 sd, so no freak fingers
 
 # Bone lengths in mm, per finger (FINGERS order): wrist->finger base, then the three phalanges.
@@ -68,12 +74,34 @@ def direction(deg: np.ndarray) -> np.ndarray:
     return np.stack([np.sin(a) * np.cos(p), np.cos(a) * np.cos(p), np.sin(p)], -1)
 
 
+# The gestures people make, as each finger's curl (thumb, index, middle, ring, pinky) in [0, 1] and the
+# hand's spread; a sampled gesture adds noise to both.
+GESTURES = {
+    "open palm": ([0.05, 0.0, 0.0, 0.0, 0.0], 0.9),
+    "fist": ([0.85, 1.0, 1.0, 1.0, 1.0], 0.0),
+    "pointing": ([0.8, 0.0, 1.0, 1.0, 1.0], 0.2),
+    "two": ([0.8, 0.0, 0.0, 1.0, 1.0], 0.8),
+    "three": ([0.7, 0.0, 0.0, 0.0, 1.0], 0.6),
+    "four": ([0.95, 0.0, 0.0, 0.0, 0.0], 0.6),
+    "thumbs-up": ([0.0, 1.0, 1.0, 1.0, 1.0], 0.0),
+    "pinch": ([0.55, 0.6, 0.85, 0.95, 1.0], 0.1),
+    "ok": ([0.55, 0.6, 0.05, 0.05, 0.05], 0.5),
+    "rock": ([0.8, 0.0, 1.0, 1.0, 0.0], 0.7),
+    "call": ([0.0, 1.0, 1.0, 1.0, 0.0], 0.6),
+}
+GESTURE_SHARE = 0.4  # of the hands; the rest are random grasps, open hands, fists and random subsets
+
+
 def _sample_curls(rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """Per-finger curl in [0, 1] (thumb first) and the hand's spread in [0, 1].
 
-    One "grasp" amount drives all fingers so that poses look like open hands, grasps and fists;
-    gestures (pointing, victory, ...) extend a random subset of fingers and curl the rest.
+    A share of the hands make one of GESTURES. Otherwise one "grasp" amount drives all fingers, so that
+    poses look like open hands, grasps and fists, or a random subset of fingers is straight.
     """
+    if rng.random() < GESTURE_SHARE:
+        curls, spread = GESTURES[list(GESTURES)[rng.integers(len(GESTURES))]]
+        curls = np.clip(np.asarray(curls) + rng.normal(0.0, 0.08, 5), 0.0, 1.0)
+        return curls, float(np.clip(spread + rng.normal(0.0, 0.15), 0.0, 1.0))
     kind = rng.random()
     if kind < 0.2:
         grasp = rng.uniform(0.0, 0.15)  # open / flat hand
@@ -82,7 +110,7 @@ def _sample_curls(rng: np.random.Generator) -> tuple[np.ndarray, float]:
     else:
         grasp = rng.uniform(0.0, 1.0)
     curls = np.clip(grasp + rng.normal(0.0, 0.12, 5), 0.0, 1.0)
-    if rng.random() < 0.25:  # gesture: some fingers straight, the others curled
+    if rng.random() < 0.25:  # some fingers straight, the others curled
         extended = rng.random(4) < 0.5
         curls[1:] = np.where(extended, rng.uniform(0.0, 0.1, 4), rng.uniform(0.75, 1.0, 4))
         curls[0] = rng.uniform(0.0, 1.0)
@@ -122,7 +150,7 @@ def hand_pose(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     base = lengths[:, :1] * root_dir  # (5, 3)
     joints = np.concatenate([base[:, None], base[:, None] + np.cumsum(lengths[:, 1:, None] * seg_dir, 1)], 1)
     xyz = np.concatenate([np.zeros((1, 3)), joints.reshape(20, 3)], 0)
-    return xyz, FINGER_RADIUS_MM * size
+    return xyz, FINGER_RADIUS_MM * size * rng.uniform(*WIDTH_RANGE)
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -140,17 +168,23 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 def place_in_view(rng: np.random.Generator, points: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pick focal length, wrist depth and wrist pixel so the whole hand lands inside the image.
 
-    `points` (M, 3) are metres relative to the wrist, `radii` (M,) their half-widths in metres.
-    Candidates are drawn in batches and the first that fits is kept (rejection sampling), so the
-    distributions are the requested uniform ones conditioned on the hand fitting.
-    Returns the wrist position (3,) in camera space and K (3, 3).
+    `points` (M, 3) are metres relative to the wrist, `radii` (M,) their half-widths in metres. Most
+    hands are framed as FreiHAND's (FOCAL_RANGE, DEPTH_RANGE); CLOSE_SHARE of them as a crop around the
+    hand, whose joints then span CLOSE_SPAN of the frame. Candidates are drawn in batches and the first
+    that fits is kept (rejection sampling), so the distributions are the requested uniform ones
+    conditioned on the hand fitting. Returns the wrist position (3,) in camera space and K (3, 3).
     """
     margin_px = 3.0
     centre = points.mean(0)  # FreiHAND's images are crops around the hand: its centre lands near the middle
+    close = rng.random() < CLOSE_SHARE
+    span_m = float(np.max(points[:21, :2].max(0) - points[:21, :2].min(0)))  # the joints' extent, seen head on
     while True:
         n = 64
-        f = rng.uniform(*FOCAL_RANGE, n)
         depth = rng.uniform(*DEPTH_RANGE, n)
+        if close:
+            f = np.clip(rng.uniform(*CLOSE_SPAN, n) * FRAME_SIZE * depth / span_m, *CLOSE_FOCAL_RANGE)
+        else:
+            f = rng.uniform(*FOCAL_RANGE, n)
         uv = np.asarray(PRINCIPAL_POINT) + rng.normal(0.0, CENTRE_JITTER_PX, (n, 1, 2))
         K = intrinsics(f, f, *PRINCIPAL_POINT)
         wrist = lift(uv, depth[:, None] + centre[2], K) - centre  # (n, 1, 3), wrist at `depth`
