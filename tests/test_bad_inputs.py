@@ -701,5 +701,6 @@ def test_predict_refuses_two_images_that_would_write_one_overlay(workspace, tiny
 def test_predict_removes_its_overlays_when_a_later_image_fails(workspace, tiny_dataset, tmp_path, capsys):
     overlays, out = tmp_path / "overlays", tmp_path / "joints.json"
     images = [layout.rgb_path(tiny_dataset, 0), tmp_path / "missing.jpg"]
-    refused(capsys, predict_argv(workspace, images, "--overlay-dir", str(overlays), "--out", str(out)), "missing.jpg")
+    more = ["--overlay-dir", str(overlays), "--out", str(out), "--box", "0,0,224,224"]  # a tiny model finds no hand
+    refused(capsys, predict_argv(workspace, images, *more), "missing.jpg")
     assert left_behind(overlays) == [] and not out.exists()

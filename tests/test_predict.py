@@ -4,9 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
+from handpose import predict
 from handpose.camera import FRAME_SIZE, project
 from handpose.cli import main
 from handpose.data import layout
+from handpose.data.freihand import open_freihand
 from handpose.predict import frame_intrinsics
 
 from .conftest import tiny_config, train_tiny
@@ -48,18 +50,91 @@ def test_predict_writes_joints_and_overlays(tiny_model, tiny_dataset, tmp_path):
         "480",
         "172",
         "112",
+        "--box",  # a model trained for seconds finds no hand (its heatmaps' peaks stay near 0.03)
+        "60,0,224,224",
     ]
     assert main(args) == 0
     results = json.loads(out.read_text())
     assert len(results) == 2
     first = results[0]
     assert first["joints"][0] == "wrist" and len(first["uv_px"]) == 21 and len(first["xyz_mm"]) == 21
-    uv = np.array(first["uv_px"])
-    assert (uv[:, 0] >= 80).all() and (uv[:, 0] <= 80 + 224).all()  # in the centre crop (x 80-304), image pixels
+    x0, y0, side = first["crop"]  # the second pass's square, in the image's pixels
+    assert side >= 16 and first["hand"] == "right"
     # The wrist sits at --root-depth: float32 metres round by ~1e-4 mm, and 0.1 mm is far below any pose error.
     assert np.array(first["xyz_mm"])[0, 2] == pytest.approx(600.0, abs=0.1)
     overlay = cv2.imread(first["overlay"])
     assert overlay.shape == (224, 384, 3)
+
+
+def oracle(true_xyz: np.ndarray, peak: float = 0.8):
+    """An `infer` that sees a right hand perfectly: its true joints projected with the frame's K."""
+
+    def infer(model, split, with_peaks=False):
+        uv = project(true_xyz, split["K"][0].astype(np.float64))
+        return {"uv": uv[None], "xyz": true_xyz[None], "peaks": np.full((1, 21), peak)}
+
+    return infer
+
+
+def photo_with_a_hand(tiny_dataset, path, at: tuple[int, int], side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 640x480 photo holding dataset image 0 shrunk or grown to `side` px at `at`; its K and joints."""
+    data = open_freihand(tiny_dataset)
+    frame = cv2.imread(str(layout.rgb_path(tiny_dataset, 0)))
+    photo = np.full((480, 640, 3), 90, np.uint8)
+    x, y = at
+    photo[y : y + side, x : x + side] = cv2.resize(frame, (side, side), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(path), photo)
+    K = np.diag([side / FRAME_SIZE, side / FRAME_SIZE, 1.0]) @ data.K[0]
+    K[0, 2] += x
+    K[1, 2] += y
+    return K, data.xyz[0].astype(np.float64)
+
+
+@pytest.mark.parametrize("at, side", [((420, 260), 150), ((0, 0), 480)])
+def test_two_passes_find_the_hand_and_frame_it_as_in_training(
+    tiny_model, tiny_dataset, tmp_path, monkeypatch, at, side
+):
+    photo = tmp_path / "photo.png"
+    K, xyz = photo_with_a_hand(tiny_dataset, photo, at, side)
+    monkeypatch.setattr(predict, "infer", oracle(xyz))
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    (result,) = predict.predict_images(tiny_model, [photo], K=(fx, fy, cx, cy), out=tmp_path / "j.json")
+    true_uv = project(xyz, K)
+    # A perfect model stays perfect through both passes: the only error is float32's.
+    np.testing.assert_allclose(result["uv_px"], true_uv, atol=0.02)
+    x0, y0, crop = result["crop"]
+    extent = (true_uv.max(0) - true_uv.min(0)).max()
+    assert crop == pytest.approx(extent / predict.FRAMING_SPAN, abs=1)  # the training framing's margin
+    centre = (true_uv.max(0) + true_uv.min(0)) / 2
+    np.testing.assert_allclose([x0 + crop / 2, y0 + crop / 2], centre, atol=1)
+
+
+def test_no_hand_found_is_refused_writing_nothing(tiny_model, tiny_dataset, tmp_path, monkeypatch, capsys):
+    photo = tmp_path / "photo.png"
+    _, xyz = photo_with_a_hand(tiny_dataset, photo, (0, 0), 100)
+    monkeypatch.setattr(predict, "infer", oracle(xyz, peak=0.05))
+    args = ["predict", str(photo), "--model", str(tiny_model), "--out", str(tmp_path / "j.json")]
+    assert main([*args, "--overlay-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "no hand found" in err and "--box" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "j.json").exists() and not list((tmp_path).glob("o/*"))
+    assert main([*args, "--box", "0,0,100,100"]) == 0  # a box skips the pass that finds the hand
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--hand", "both"], "--hand: must be one of right, left, got 'both'"),
+        (["--box", "1,2,3"], "--box: expected x,y,w,h"),
+        (["--box", "0,0,-5,10"], "--box: expected x,y,w,h"),
+    ],
+)
+def test_bad_hand_or_box_is_refused_in_one_line(tiny_model, tiny_dataset, tmp_path, capsys, flags, message):
+    out = tmp_path / "j.json"
+    args = ["predict", str(layout.rgb_path(tiny_dataset, 0)), "--model", str(tiny_model), "--out", str(out), *flags]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_predict_bad_input_exits_2_naming_it(tiny_model, tmp_path, capsys):

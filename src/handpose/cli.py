@@ -44,6 +44,17 @@ def cmd_split(args: argparse.Namespace) -> None:
     write_split(args.dataset, args.out, params.data, params.model.input_size, progress=not args.quiet)
 
 
+def cmd_eval_set(args: argparse.Namespace) -> None:
+    from handpose.config import ConfigError, load_params
+    from handpose.data.split import write_eval_set
+
+    params = load_params(args.params)
+    if args.name not in params.eval_sets:
+        known = ", ".join(params.eval_sets) or "none"
+        raise ConfigError(f"eval_sets.{args.name}: no such set in {args.params} (known: {known})")
+    write_eval_set(args.name, params.eval_sets[args.name], args.out, params.model.input_size, progress=not args.quiet)
+
+
 def cmd_heatmaps(args: argparse.Namespace) -> None:
     from handpose.config import load_params
     from handpose.data.split import load_split
@@ -84,17 +95,18 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from handpose.evaluate import evaluate
 
-    evaluate(args.models, args.split, args.dataset, args.metrics, args.predictions, args.timings)
+    dataset = None if args.dataset == "none" else args.dataset
+    evaluate(args.models, args.split, dataset, args.metrics, args.predictions, args.timings)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from handpose.config import load_params
     from handpose.report import report
 
-    variants = list(load_params(args.params).variants)
+    params = load_params(args.params)
     report(
-        variants, args.predictions, args.logs, args.split, args.dataset, args.summary, args.markdown, args.figures,
-        args.comparison,
+        list(params.variants), args.predictions, args.logs, args.split, args.dataset, args.summary, args.markdown,
+        args.figures, args.comparison, tuple(params.eval_sets), args.sets_metrics,
     )  # fmt: skip
 
 
@@ -107,7 +119,7 @@ def cmd_download(args: argparse.Namespace) -> None:
 def cmd_contact_sheet(args: argparse.Namespace) -> None:
     from handpose.data.contact_sheet import write_contact_sheet
 
-    write_contact_sheet(args.dataset, args.out, n=args.n, cols=args.cols, seed=args.seed)
+    write_contact_sheet(args.dataset, args.out, n=args.n, cols=args.cols, seed=args.seed, beside=args.beside)
     print(f"wrote {args.out}")
 
 
@@ -120,9 +132,11 @@ def cmd_plots_template(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from handpose.predict import predict_images
 
+    lengths = {key: value for key in ("root_depth", "scale") if (value := getattr(args, key)) is not None}
     predict_images(
-        args.model, args.images, args.models_dir, args.K, args.root_depth, args.scale, args.out, args.overlay_dir
-    )
+        args.model, args.images, args.models_dir, args.K, out=args.out, overlay_dir=args.overlay_dir,
+        hand=args.hand, box=args.box, **lengths,
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("split", cmd_split, "choose the train/test poses and decode their images into arrays")
     p.add_argument("--dataset", default="data/dataset", help="a FreiHAND-layout folder (default: %(default)s)")
     p.add_argument("--out", default="data/split", help="folder for train.npz and test.npz (default: %(default)s)")
+
+    p = stage("eval-set", cmd_eval_set, "decode an extra test set (eval_sets: in params.yaml), left hands mirrored")
+    p.add_argument("--name", required=True, help="the set's name under eval_sets:")
+    p.add_argument("--out", required=True, help="folder for its test.npz, e.g. data/eval_sets/<name>")
 
     p = stage("heatmaps", cmd_heatmaps, "Gaussian heatmap targets for the training split")
     p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
@@ -191,7 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timings", required=True, help="JSON of inference time (not a result), e.g. timings/evaluate/<variant>.json"
     )
-    p.add_argument("--dataset", default="data/dataset", help="for per-joint visibility (default: %(default)s)")
+    p.add_argument(
+        "--dataset",
+        default="data/dataset",
+        help="for per-joint visibility (default: %(default)s); none: --split is an extra test set (eval-set)",
+    )
 
     p = stage(
         "report", cmd_report, "compare all variants with each other (paired statistics) and the paper's Table 1; "
@@ -210,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--figures", default="plots/report", help="folder for the figures and chart tables (default: %(default)s)"
+    )
+    p.add_argument(
+        "--sets-metrics", default="metrics/sets", help="extra test sets' <set>/<variant>.json (default: %(default)s)"
     )
     # Tools beside the pipeline.
     p = stage(
@@ -230,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=16, help="samples (default: %(default)s)")
     p.add_argument("--cols", type=int, default=4, help="samples per row (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="which samples (default: %(default)s)")
+    p.add_argument("--beside", help="another FreiHAND-layout folder, drawn to the left (e.g. an older renderer's)")
 
     p = stage(
         "convert",
@@ -241,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--labels",
         required=True,
-        help='JSON list, one entry per image: {"image": file, "xyz": 21x3 metres, "K": 3x3, "scale": optional}',
+        help='JSON list, one entry per image: {"image": file, "xyz": 21x3 metres, "K": 3x3, '
+        '"scale": optional, "hand": "right" (default) or "left"}',
     )
     p.add_argument("--out", required=True, help="the layout folder to write, e.g. data/raw/mydata")
 
@@ -249,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".dvc/plots/offline.html", help="(default: %(default)s, see .dvc/config)")
 
     p = stage("predict", cmd_predict, "run a trained model on your own images", params=False)
-    p.add_argument("images", nargs="+", help="image files (any size; centre-cropped to a square)")
+    p.add_argument("images", nargs="+", help="image files (any size: the hand is found, then framed as in training)")
     p.add_argument("--model", required=True, help="a variant name (its first seed's model) or a checkpoint (.pt)")
     p.add_argument("--models-dir", default="models", help="where variants' models live (default: %(default)s)")
     p.add_argument(
@@ -259,12 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("FX", "FY", "CX", "CY"),
         help="camera intrinsics in the image's pixels (default: a FreiHAND-like camera)",
     )
-    p.add_argument("--root-depth", type=float, default=0.6, help="wrist depth in metres (default: %(default)s)")
+    p.add_argument("--root-depth", type=float, help="wrist depth in metres (default: FreiHAND-like, predict.py)")
     p.add_argument(
-        "--scale",
-        type=float,
-        default=0.03,
-        help="hand scale: middle MCP-PIP length in metres (default: %(default)s, FreiHAND-like)",
+        "--scale", type=float, help="hand scale: middle MCP-PIP length in metres (default: FreiHAND-like, predict.py)"
+    )
+    p.add_argument("--hand", default="right", help="right (default) or left: a left hand is mirrored in and out")
+    p.add_argument(
+        "--box",
+        metavar="X,Y,W,H",
+        help="the hand's box in pixels: skips the first pass that finds it (default: found)",
     )
     p.add_argument("--out", help="write the JSON here instead of printing it")
     p.add_argument("--overlay-dir", help="write <image>_pose.png overlays here")

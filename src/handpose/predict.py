@@ -1,8 +1,12 @@
 """Run a trained model on your own images: 21 joints in pixels and millimetres, and an overlay.
 
-The image is centre-cropped to a square and seen as a 224x224 FreiHAND-like frame. Like the
-paper's method, lifting to 3D needs the root (wrist) depth and the hand's scale; for your images
-they are assumptions (`--root-depth`, `--scale`), so trust the 2D joints and the 3D shape more
+The model was trained on hands framed as crops around them, so `predict` frames each photo that way.
+A first pass sees the whole photo (padded to a square, its edges repeated) and finds the hand's joints;
+the second crops a square around their box with the training framing's margin, predicts again, and maps
+the joints back to the photo's pixels. `--box` (a hand's box, from a detector say) skips the first pass.
+A left hand (`--hand left`) is mirrored into a right one for the model and its joints mirrored back.
+Like the paper's method, lifting to 3D needs the root (wrist) depth and the hand's scale; for your
+images they are assumptions (`--root-depth`, `--scale`), so trust the 2D joints and the 3D shape more
 than the absolute 3D position.
 """
 
@@ -13,17 +17,27 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from handpose.atomic import atomic_path, json_text, write_text
-from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, intrinsics, square_to_frame
+from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, intrinsics, mirror, mirror_uv, square_to_frame
 from handpose.checkpoints import load_model, seed_checkpoints
 from handpose.data.freihand import read_rgb
+from handpose.data.images import to_input_size
+from handpose.data.synthetic.poses import CLOSE_SPAN
 from handpose.drawing import draw_skeleton
 from handpose.inference import infer
 from handpose.skeleton import JOINT_NAMES
 
 DEFAULT_FOCAL = 480.0  # px in the FreiHAND frame, mid-range of FreiHAND's 375-600
+DEFAULT_ROOT_DEPTH, DEFAULT_SCALE = 0.6, 0.03  # metres: FreiHAND-like; `--root-depth`, `--scale`
+HANDS = ("right", "left")
+# The second pass's crop: the joints' box then spans the middle of the share of the frame that the
+# renderer's close-up hands span (poses.CLOSE_SPAN).
+FRAMING_SPAN = sum(CLOSE_SPAN) / 2
+MIN_SIDE_PX = 16  # a smaller crop holds no hand the model could see
+# A pass finds a hand when its heatmaps' peaks (mean over joints) reach this; a trained model's reach
+# 0.3-0.9 on hands, and stay near 0.1 on photos without one (docs/results.md).
+FOUND_PEAK = 0.15
 
 
 def frame_intrinsics(K: np.ndarray | None, x0: int, y0: int, side: int) -> np.ndarray:
@@ -50,8 +64,21 @@ def _check_arguments(
     scale: float,
     out: str | Path | None,
     overlay_dir: str | Path | None,
-) -> None:
-    """Refuse, before anything is loaded or written, what would give no result or a wrong one."""
+    hand: str = "right",
+    box: str | None = None,
+) -> tuple[float, float, float, float] | None:
+    """Refuse, before anything is loaded or written, what would give no result or a wrong one; returns
+    the box as numbers."""
+    if hand not in HANDS:
+        raise ValueError(f"--hand: must be one of {', '.join(HANDS)}, got {hand!r}")
+    if box is not None:
+        try:
+            numbers = tuple(float(v) for v in box.split(","))
+        except ValueError:
+            numbers = ()
+        if not (len(numbers) == 4 and all(map(math.isfinite, numbers)) and numbers[2] > 0 and numbers[3] > 0):
+            raise ValueError(f"--box: expected x,y,w,h in pixels, with w and h > 0, got {box!r}")
+        box = numbers
     for flag, value in (("--root-depth", root_depth), ("--scale", scale)):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{flag}: must be a finite length > 0 (metres), got {value}")
@@ -71,6 +98,7 @@ def _check_arguments(
                     "predict them in two runs"
                 )
             seen[overlay] = image
+    return box
 
 
 def predict_images(
@@ -78,22 +106,25 @@ def predict_images(
     images: list[str | Path],
     models_dir: str | Path = "models",
     K: tuple[float, float, float, float] | None = None,
-    root_depth: float = 0.6,
-    scale: float = 0.03,
+    root_depth: float = DEFAULT_ROOT_DEPTH,
+    scale: float = DEFAULT_SCALE,
     out: str | Path | None = None,
     overlay_dir: str | Path | None = None,
+    hand: str = "right",
+    box: str | None = None,
 ) -> list[dict]:
     """One result per image: 2D joints in the image's own pixels and 3D joints in camera mm, written
-    as JSON to `out` (or printed). `model` is a checkpoint or a variant's name; K is (fx, fy, cx, cy)."""
-    _check_arguments(images, K, root_depth, scale, out, overlay_dir)
+    as JSON to `out` (or printed). `model` is a checkpoint or a variant's name; K is (fx, fy, cx, cy);
+    `box` ("x,y,w,h") is where the hand is, in pixels (default: found by a first pass)."""
+    box = _check_arguments(images, K, root_depth, scale, out, overlay_dir, hand, box)
     model_path = resolve_model(model, models_dir)
     model, checkpoint = load_model(model_path)
     K = None if K is None else intrinsics(*K)
-    size = checkpoint["config"].model.input_size
+    camera = _Camera(model, model_path, checkpoint["config"].model.input_size, K, root_depth, scale, hand == "left")
     results, written = [], []
     try:  # all or nothing: a failure on any image removes the overlays already written
         for path in images:
-            results.append(_predict_one(model, path, model_path, K, size, root_depth, scale, overlay_dir))
+            results.append(_predict_one(camera, path, box, hand, overlay_dir))
             if overlay_dir is not None:
                 written.append(Path(results[-1]["overlay"]))
         text = json_text(results, out or "the output")
@@ -108,44 +139,82 @@ def predict_images(
     return results
 
 
+class _Camera:
+    """One model seeing squares of a photo as its training frames (mirrored for a left hand)."""
+
+    def __init__(self, model, model_path: Path, size: int, K, root_depth: float, scale: float, left: bool):
+        self.model, self.model_path, self.size, self.K = model, model_path, size, K
+        self.root_depth, self.scale, self.left = root_depth, scale, left
+
+    def see(self, rgb: np.ndarray, x0: int, y0: int, side: int) -> dict:
+        """The square (x0, y0, side) of `rgb` (edges repeated beyond it): joints in the photo's pixels,
+        3D joints, and the heatmaps' mean peak."""
+        h, w = rgb.shape[:2]
+        pad = [max(0, -y0), max(0, y0 + side - h), max(0, -x0), max(0, x0 + side - w)]
+        padded = cv2.copyMakeBorder(rgb, *pad, cv2.BORDER_REPLICATE)
+        square = padded[y0 + pad[0] : y0 + pad[0] + side, x0 + pad[2] : x0 + pad[2] + side]
+        frame = cv2.resize(square, (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_AREA)
+        K = frame_intrinsics(self.K, x0, y0, side)
+        xyz = np.array([[[0.0, 0.0, self.root_depth]] * len(JOINT_NAMES)], np.float32)
+        if self.left:
+            frame, (xyz, K) = frame[:, ::-1], mirror(xyz, K)
+        split = {  # only the root's depth and the scale are read from a pose: the rest is predicted
+            "images": to_input_size(np.ascontiguousarray(frame), self.size)[None],
+            "K": K[None],
+            "xyz": xyz,
+            "scale": np.array([self.scale], np.float32),
+        }
+        try:
+            pred = infer(self.model, split, with_peaks=True)
+        except ValueError as err:
+            raise ValueError(f"{self.model_path}: {err}") from None
+        uv, joints = pred["uv"][0], pred["xyz"][0]
+        if self.left:
+            uv, joints = mirror_uv(uv), mirror(joints, K)[0]
+        return {"uv": uv * side / FRAME_SIZE + [x0, y0], "xyz": joints, "peak": float(pred["peaks"][0].mean())}
+
+
+def framing(uv: np.ndarray) -> tuple[int, int, int]:
+    """The square (x0, y0, side) that frames joints `uv` (or a box's corners) as the model was trained."""
+    lo, hi = uv.min(0), uv.max(0)
+    side = max(MIN_SIDE_PX, int(round(float((hi - lo).max()) / FRAMING_SPAN)))
+    centre = (lo + hi) / 2
+    return int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)), side
+
+
 def _predict_one(
-    model: torch.nn.Module,
-    path: str | Path,
-    model_path: Path,
-    K: np.ndarray | None,
-    size: int,
-    root_depth: float,
-    scale: float,
-    overlay_dir: str | Path | None,
+    camera: _Camera, path: str | Path, box: tuple | None, hand: str, overlay_dir: str | Path | None
 ) -> dict:
-    """One image's result, and its overlay written when `overlay_dir` is given."""
+    """One image's result (two passes, or one with `box`), and its overlay written when `overlay_dir` is given."""
     rgb = read_rgb(path)
     h, w = rgb.shape[:2]
-    side = min(h, w)
-    x0, y0 = (w - side) // 2, (h - side) // 2
-    frame = cv2.resize(rgb[y0 : y0 + side, x0 : x0 + side], (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_AREA)
-    split = {
-        "images": cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)[None],
-        "K": frame_intrinsics(K, x0, y0, side)[None],
-        # Only the root's depth and the scale are read from a pose: the rest is predicted.
-        "xyz": np.array([[[0.0, 0.0, root_depth]] * len(JOINT_NAMES)], np.float32),
-        "scale": np.array([scale], np.float32),
-    }
-    try:
-        pred = infer(model, split)
-    except ValueError as err:
-        raise ValueError(f"{model_path}: {err}") from None
-    uv = pred["uv"][0] * side / FRAME_SIZE + [x0, y0]
+    if box is None:
+        side = max(h, w)
+        first = camera.see(rgb, (w - side) // 2, (h - side) // 2, side)
+        if first["peak"] < FOUND_PEAK:
+            raise ValueError(
+                f"{path}: no hand found (heatmap peak {first['peak']:.2f} < {FOUND_PEAK}); give --box x,y,w,h"
+            )
+        corners = first["uv"]
+    else:
+        corners = np.array([[box[0], box[1]], [box[0] + box[2], box[1] + box[3]]])
+    x0, y0, side = framing(corners)
+    pred = camera.see(rgb, x0, y0, side)
     result = {
         "image": str(path),
-        "model": str(model_path),
+        "model": str(camera.model_path),
+        "hand": hand,
+        "crop": [x0, y0, side],
+        "peak": round(pred["peak"], 3),
         "joints": JOINT_NAMES,
-        "uv_px": np.round(uv, 2).tolist(),
-        "xyz_mm": np.round(pred["xyz"][0] * 1000, 1).tolist(),
+        "uv_px": np.round(pred["uv"], 2).tolist(),
+        "xyz_mm": np.round(pred["xyz"] * 1000, 1).tolist(),
     }
     if overlay_dir is not None:
         overlay = overlay_path(path, overlay_dir)
+        drawn = draw_skeleton(rgb, pred["uv"])
+        cv2.rectangle(drawn, (x0, y0), (x0 + side, y0 + side), (255, 255, 255), 1, cv2.LINE_AA)  # the crop seen
         with atomic_path(overlay) as tmp:
-            cv2.imwrite(str(tmp), cv2.cvtColor(draw_skeleton(rgb, uv), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(tmp), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         result["overlay"] = str(overlay)
     return result
