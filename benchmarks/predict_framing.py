@@ -2,13 +2,13 @@
 against the same hands seen at the training framing. Prints JSON.
 
 Synthetic: test-split hands composited into 640x480 photos, small and off-centre (150 px) and large
-(filling the height), over another test image's blurred enlargement. With `--photos DIR` (a folder of
-crops with a labels.json in `handpose convert`'s input format, e.g. real photos), each crop is also
-padded out to `--pad` px (edges repeated) around its centre and predicted with no box.
+(filling the height), over another test image's blurred enlargement. With `--images DIR --labels FILE`
+(labelled square crops in `handpose convert`'s input format, e.g. real photos), each crop is also padded
+out to `--pad` px (edges repeated) around its centre and predicted with no box.
 Errors are in px of the 224 frame the hand is seen in (the crop's or the composite's).
 
     python benchmarks/predict_framing.py --model m_cos_1
-    python benchmarks/predict_framing.py --model m_cos_1 --photos DIR --hand left
+    python benchmarks/predict_framing.py --model m_cos_1 --images DIR --labels DIR/labels.json --hand left
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def synthetic(model_path: Path, model, size: int, dataset: Path, n: int, tmp: Pa
     return out
 
 
-def photos(model_path: Path, model, size: int, folder: Path, hand: str, pad: int, tmp: Path) -> dict:
-    labels = json.loads((folder / "labels.json").read_text())
+def photos(model_path: Path, model, size: int, folder: Path, labels: Path, hand: str, pad: int, tmp: Path) -> dict:
+    labels = json.loads(labels.read_text())
     crops = [read_rgb(folder / e["image"]) for e in labels]
     side = crops[0].shape[0]
     unit = FRAME_SIZE / side  # crop px -> 224 frame px
@@ -112,7 +112,8 @@ def main() -> int:
     parser.add_argument("--models-dir", default="models")
     parser.add_argument("--dataset", default="data/dataset", help="the synthetic hands (default: %(default)s)")
     parser.add_argument("--n", type=int, default=50, help="synthetic hands per case (default: %(default)s)")
-    parser.add_argument("--photos", type=Path, help="a folder of crops with labels.json (convert's input format)")
+    parser.add_argument("--images", type=Path, help="a folder of square crops (convert's input format)")
+    parser.add_argument("--labels", type=Path, help="their labels JSON (convert's input format)")
     parser.add_argument("--hand", default="right", choices=("right", "left"), help="the photos' hands")
     parser.add_argument(
         "--pad", type=int, default=512, help="the photos padded out to this side (default: %(default)s)"
@@ -120,6 +121,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.n < 1:
         parser.error("--n: at least one hand")
+    if (args.images is None) != (args.labels is None):
+        parser.error("--images and --labels go together")
     model_path = resolve_model(args.model, args.models_dir)
     model, checkpoint = load_model(model_path)
     size = checkpoint["config"].model.input_size
@@ -128,8 +131,8 @@ def main() -> int:
             "model": str(model_path),
             "synthetic": synthetic(model_path, model, size, Path(args.dataset), args.n, Path(tmp)),
         }
-        if args.photos:
-            result["photos"] = photos(model_path, model, size, args.photos, args.hand, args.pad, Path(tmp))
+        if args.images:
+            result["photos"] = photos(model_path, model, size, args.images, args.labels, args.hand, args.pad, Path(tmp))
     print(json.dumps(result, indent=1))
     return 0
 

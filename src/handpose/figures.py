@@ -128,22 +128,24 @@ def qualitative_figure(
     _save(fig, path)
 
 
-def eval_sets_figure(table: pd.DataFrame, path: str | Path) -> None:
-    """PA-MPJPE and 2D error of every variant on each extra test set, beside the mean poses' (dashed).
-    `table` has a row per (set, name) with columns set, name, pa_mpjpe_mm, uv_error_px."""
+def eval_sets_figure(table: pd.DataFrame, references: dict[str, str], path: str | Path) -> None:
+    """PA-MPJPE and 2D error of every variant on each extra test set, beside the reference predictors'
+    (`references`: name -> its line style, "dashed" or "dotted"). `table` has a row per (set, name) with
+    columns set, name, pa_mpjpe_mm, uv_error_px."""
     if table.empty:
         fig, ax = plt.subplots(figsize=(6, 1.2))
         ax.axis("off")
         ax.text(0.5, 0.5, "no extra test sets (params.yaml eval_sets:)", ha="center", va="center")
         return _save(fig, path)
-    models = table[~table["name"].str.startswith("mean pose")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    is_reference = table["name"].isin(list(references))
+    models, sets = table[~is_reference], list(table["set"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
     for ax, column, label in zip(axes, ("pa_mpjpe_mm", "uv_error_px"), ("PA-MPJPE (mm)", "2D error (px at 224)")):
-        sns.barplot(models, x="set", y=column, hue="name", ax=ax)
-        for k, (_, row) in enumerate(table[table["name"].str.startswith("mean pose")].iterrows()):
-            if pd.notna(row[column]):
-                x = list(models["set"].unique()).index(row["set"])
-                ax.hlines(row[column], x - 0.4, x + 0.4, colors="k", linestyles="--" if k % 2 == 0 else ":")
+        sns.barplot(models, x="set", y=column, hue="name", ax=ax, legend=ax is axes[1])
+        for _, row in table[is_reference & table[column].notna()].iterrows():
+            x = sets.index(row["set"])
+            ax.hlines(row[column], x - 0.4, x + 0.4, colors="k", linestyles=references[row["name"]])
         ax.set(ylabel=label, xlabel="")
-    axes[0].set_title("dashed: mean training pose; dotted: the set's own mean pose", fontsize=8)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    axes[0].set_title(", ".join(f"{style}: {name}" for name, style in references.items()), fontsize=8)
     _save(fig, path)

@@ -373,7 +373,11 @@ def report(
     figures.pck_figure(poses, figures_dir / "pck.png")
     columns = ["pa_mpjpe_mm", "uv_error_px"]
     set_rows = [{"set": s, "name": v, **{k: m[k] for k in columns}} for s, r in sets.items() for v, m in r.items()]
-    figures.eval_sets_figure(pd.DataFrame(set_rows, columns=["set", "name", *columns]), figures_dir / "eval_sets.png")
+    figures.eval_sets_figure(
+        pd.DataFrame(set_rows, columns=["set", "name", *columns]),
+        {MEAN_POSE: "dashed", SET_MEAN_POSE: "dotted"},
+        figures_dir / "eval_sets.png",
+    )
     best = min(variants, key=lambda v: summary[v]["pose_error_mm"])
     first_seed = {key: (value[0] if key in ("xyz", "uv") else value) for key, value in predictions[best].items()}
     _qualitative(best, first_seed, dataset, str(test["part"]), figures_dir / "predictions.png")
