@@ -27,6 +27,7 @@ from handpose.checkpoints import load_model
 from handpose.data.freihand import open_freihand, read_rgb
 from handpose.data.images import to_input_size
 from handpose.inference import infer
+from handpose.metrics import uv_error_px
 from handpose.predict import predict_images, resolve_model
 
 PHOTO = (480, 640)  # h, w
@@ -54,7 +55,7 @@ def two_pass_error(
     (result,) = predict_images(
         model_path, [path], K=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]), out=tmp / "j.json", hand=hand
     )
-    return float(np.linalg.norm(np.array(result["uv_px"]) - true_uv, axis=-1).mean() * unit)
+    return uv_error_px(np.array(result["uv_px"]), true_uv) * unit
 
 
 def synthetic(model_path: Path, model, size: int, dataset: Path, n: int, tmp: Path) -> dict:
@@ -65,7 +66,7 @@ def synthetic(model_path: Path, model, size: int, dataset: Path, n: int, tmp: Pa
     poses = ids % data.num_poses
     K, xyz = data.K[poses], data.xyz[poses]
     true = project(xyz, K)
-    framed = float(np.linalg.norm(framed_uv(model, size, frames, K, xyz, False) - true, axis=-1).mean())
+    framed = uv_error_px(framed_uv(model, size, frames, K, xyz, False), true)
     out = {"framed_px": framed}
     for name, side in (("small", 150), ("large", PHOTO[0])):
         errors = []
@@ -92,9 +93,7 @@ def photos(model_path: Path, model, size: int, folder: Path, labels: Path, hand:
     true = project(xyz, K)
     frames = np.stack([cv2.resize(c, (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_AREA) for c in crops])
     frame_K = np.diag([unit, unit, 1.0]) @ K
-    framed = float(
-        np.linalg.norm(framed_uv(model, size, frames, frame_K, xyz, hand == "left") - true * unit, axis=-1).mean()
-    )
+    framed = float(uv_error_px(framed_uv(model, size, frames, frame_K, xyz, hand == "left"), true * unit))
     errors = []
     border = (pad - side) // 2
     for crop, k, uv in zip(crops, K, true):

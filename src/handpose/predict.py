@@ -23,6 +23,7 @@ from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, intrinsics, mirror, mir
 from handpose.checkpoints import load_model, seed_checkpoints
 from handpose.data.freihand import read_rgb
 from handpose.data.images import to_input_size
+from handpose.data.layout import HANDS
 from handpose.data.synthetic.poses import CLOSE_SPAN
 from handpose.drawing import draw_skeleton
 from handpose.inference import infer
@@ -30,7 +31,6 @@ from handpose.skeleton import JOINT_NAMES
 
 DEFAULT_FOCAL = 480.0  # px in the FreiHAND frame, mid-range of FreiHAND's 375-600
 DEFAULT_ROOT_DEPTH, DEFAULT_SCALE = 0.6, 0.03  # metres: FreiHAND-like; `--root-depth`, `--scale`
-HANDS = ("right", "left")
 # The second pass's crop: the joints' box then spans the middle of the share of the frame that the
 # renderer's close-up hands span (poses.CLOSE_SPAN).
 FRAMING_SPAN = sum(CLOSE_SPAN) / 2
