@@ -73,21 +73,6 @@ def test_model_speed_rounds_report_their_median_and_the_same_weights(tiny_params
     assert len({case["m_cos_2"]["weights_sha256"] for case in out["sizes"].values()}) == 1
 
 
-def test_heatmap_diagnosis_reports_each_epoch(tiny_split):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "heatmap_diagnosis.py"), "--split", str(tiny_split["dir"])]
-        + ["--features", "16", "--epochs", "2", "--eval-every", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    epochs = [line for line in lines if "epoch" in line]
-    assert [line["epoch"] for line in epochs] == [1, 2] and all(line["uv_px"] > 0 for line in epochs)
-    assert [line["step"] for line in lines if "step" in line] == list(range(1, 7))  # 24 images, batch 8
-
-
 def test_full_scale_memory_runs_every_stage_and_reports_its_peak(tiny_params, tmp_path):
     out = run_benchmark(
         "full_scale_memory.py", "--work", str(tmp_path / "w"), "--params", str(tiny_params),
@@ -123,74 +108,6 @@ def test_device_speed_falls_back_to_the_cpu_and_projects_both_make_targets(tiny_
     best = {s: max(out["cases"][f"{s} {p}"]["samples_per_s"] for p in ("fp32", "bf16")) for s in ("default", "paper")}
     assert out["projected"]["make_paper_training_s"] == round(100 * 3200 * len(params["variants"]) / best["paper"])
     assert out["projected"]["make_repro_training_s"] > 0
-
-
-def test_pretrain_levers_scores_the_backbone_and_its_weight_average(tiny_params):
-    out = run_benchmark(
-        "pretrain_levers.py", "--params", str(tiny_params), "--hands", "16", "--uv-weight", "1", "--ema", "0.9"
-    )
-    assert out["hands"] == 16 and out["input_size"] == 32 and out["held_out_uv_error_px"] > 0
-    assert out["held_out_uv_error_px_ema"] > 0 and out["held_out_uv_error_px_ema"] != out["held_out_uv_error_px"]
-
-
-def test_pretrain_levers_lr_drop_roll_fine_heatmaps_and_warmup_each_change_the_training(tiny_params):
-    args = ("pretrain_levers.py", "--params", str(tiny_params), "--hands", "32", "--batch", "4")
-    plain = run_benchmark(*args)
-    levers = {
-        "lr_drop_at": run_benchmark(*args, "--lr-drop-at", "0.5"),
-        "roll": run_benchmark(*args, "--roll", "0"),
-        "fine_heatmaps": run_benchmark(*args, "--fine-heatmaps"),
-        "warmup": run_benchmark(*args, "--warmup", "16:0.5"),
-    }
-    assert (plain["lr_drop_at"], plain["roll"], plain["fine_heatmaps"]) == (1.0, 180.0, False)  # roll: params.yaml's
-    assert (plain["warmup"], levers["warmup"]["warmup"]) == ("0:0.0", "16:0.5")
-    assert (levers["lr_drop_at"]["lr_drop_at"], levers["roll"]["roll"], levers["fine_heatmaps"]["fine_heatmaps"]) == (
-        0.5, 0.0, True
-    )  # fmt: skip
-    for lever, out in levers.items():
-        assert out["held_out_uv_error_px"] != plain["held_out_uv_error_px"], lever
-
-
-def test_isa_parting_runs_each_pin_in_its_own_process_and_compares_digests(tiny_params):
-    out = run_benchmark(
-        "isa_parting.py", "--params", str(tiny_params), "--steps", "2", "--precisions", "fp32",
-        "--pins", "default", "AVX2", "native", "mkl:off",
-    )  # fmt: skip
-    rows = out["fp32"]
-    assert set(rows) == {"default", "AVX2", "native", "mkl:off"}
-    assert rows["AVX2"]["onednn_isa"] == "AVX2" and rows["native"]["mkldnn"] is False
-    assert rows["default"]["mkl_cbwr"] == "COMPATIBLE" and rows["mkl:off"]["mkl_cbwr"] == "off"  # handpose's, MKL's
-    # A second fresh process with no pin repeats the first exactly: the comparison's ground truth.
-    assert out["fp32_default_repeats_itself"] is True
-    digests = " ".join(value for key, value in rows["default"].items() if key.endswith("sha256"))
-    assert out["fp32_default_runs"] == {digests: 2}  # both processes counted, under the first one's digests
-    assert all(rows["default"]["same_as_default"].values()) and rows["default"]["speed_vs_default"] == 1.0
-    assert set(rows["AVX2"]["same_as_default"]) == {
-        "forward_sha256", "weights_after_2_steps_sha256", "weights_after_3_steps_sha256"
-    }  # fmt: skip
-
-
-def test_isa_parting_repeats_and_pins_to_one_core_on_request(tiny_params):
-    out = run_benchmark(
-        "isa_parting.py", "--params", str(tiny_params), "--steps", "1", "--precisions", "fp32",
-        "--pins", "default", "--repeats", "2", "--one-core",
-    )  # fmt: skip
-    assert out["one_core"] is True and out["fp32"]["default"]["cores"] == 1
-    assert sum(out["fp32_default_runs"].values()) == 3  # the first process and its two repeats
-
-
-def test_mkl_first_call_counts_each_mode_over_fresh_processes():
-    out = run_benchmark("mkl_first_call.py", "--processes", "2", "--modes", "off", "COMPATIBLE")
-    for mode in ("off", "COMPATIBLE"):
-        assert sum(out[mode]["outcomes"].values()) == 2
-        assert all(outcome.split()[1:3] == ["off,", "max"] for outcome in out[mode]["outcomes"])
-    # COMPATIBLE's square roots are within 1e-6 in every process (the race: ~1,180 elements off by ~3e-4).
-    assert out["COMPATIBLE"]["processes_off_by_more_than_1e-6"] == 0
-
-
-def test_pretrain_levers_refuses_a_warmup_that_is_not_px_and_a_fraction(tiny_params):
-    for bad in ("64", "64:2", "x:0.5"):
-        assert "--warmup" in refusal("pretrain_levers.py", "--params", str(tiny_params), "--warmup", bad)
 
 
 def test_model_speed_refuses_no_rounds_or_no_steps(tiny_params):
