@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from handpose.camera import project
-from handpose.config import VariantConfig, load_params
+from handpose.config import VariantConfig, heatmap_side, load_params
 from handpose.configure import variant_config
 from handpose.data.freihand import open_freihand
 from handpose.data.synthetic import write_dataset
@@ -59,7 +59,7 @@ class JpegDataset(Dataset):
         image = cv2.resize(self.data.read_rgb(i), (self.size, self.size), interpolation=cv2.INTER_AREA)
         pose = self.data.pose_index(i)
         uv = project(self.data.xyz[pose], self.data.K[pose])[None]
-        heatmaps = gaussian_heatmaps(uv, 224, self.size // 4, self.sigma)[0]
+        heatmaps = gaussian_heatmaps(uv, 224, heatmap_side(self.size), self.sigma)[0]
         xyz, K, scale = self.data.xyz[pose], self.data.K[pose], self.data.scale[pose]
         return {"image": image, "heatmaps": heatmaps, "xyz": xyz, "K": K, "scale": np.float32(scale)}
 

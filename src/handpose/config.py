@@ -100,6 +100,11 @@ class HeatmapConfig(Section):
     sigma: Annotated[Number, Field(ge=0.25)]
 
 
+def heatmap_side(input_size: int) -> int:
+    """The side of every backbone's heatmaps: a quarter of the input's."""
+    return input_size // 4
+
+
 class ModelConfig(Section):
     # Beside these keys: each backbone's settings, a mapping under its name (model.hourglass), checked
     # against the backbone's own schema (handpose.model) by the stages that build it.
@@ -114,8 +119,7 @@ class ModelConfig(Section):
 
     @property
     def heatmap_size(self) -> int:
-        """Every backbone's heatmaps are a quarter of the input's resolution."""
-        return self.input_size // 4
+        return heatmap_side(self.input_size)
 
     @property
     def backbone_settings(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@ or tests on; every variant then starts from these weights and trains with its ow
 Why: on the 2,000 training images the 2D branch stalls near the mean hand (uv error ~26 px at 224
 after 5 epochs, and it overfits by 24), while one pass over 40,000 distinct hands reaches ~20 px.
 Distinct hands are cheap here: the renderer draws them with another seed, straight into memory at
-the input size. Each pass sees them through a camera rolled by a new random angle (augment.roll), so a second pass is nearly as good as new hands, and cheaper.
+the input size. Each pass sees them through a camera rolled by a new random angle (augment.roll),
+so a second pass is nearly as good as new hands, and cheaper.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "pinky")
 
 # Joint 0 is the wrist; each finger then has 4 joints from base to tip.
@@ -27,3 +29,8 @@ BONE_FINGER: tuple[int, ...] = tuple(f for f in range(5) for _ in range(4))
 
 # FreiHAND's `training_scale` is the length of the bone between these joints (middle MCP->PIP).
 SCALE_BONE: tuple[int, int] = (9, 10)
+
+
+def hand_scale(xyz: np.ndarray) -> np.ndarray:
+    """(..., 21, 3) joints -> (...) the hand's scale: the length of SCALE_BONE, in xyz's units."""
+    return np.linalg.norm(xyz[..., SCALE_BONE[0], :] - xyz[..., SCALE_BONE[1], :], axis=-1)

@@ -23,7 +23,7 @@ from handpose.atomic import atomic_path
 from handpose.camera import FRAME_SIZE, square_to_frame
 from handpose.data import layout
 from handpose.data.freihand import MAX_LABELS_BYTES, FreiHANDError, open_freihand, read_bounded, read_rgb
-from handpose.skeleton import NUM_JOINTS, SCALE_BONE
+from handpose.skeleton import NUM_JOINTS, hand_scale
 
 # Quality 95 with full-resolution colour (4:4:4): a photo and its mirror image then encode alike to within
 # a grey level or two in 1% of the values, so a left hand scores as its right-hand mirror image would.
@@ -73,9 +73,7 @@ def convert(images_dir: str | Path, labels: str | Path, out: str | Path, progres
             layout.rgb_path(tmp, i).write_bytes(jpeg.tobytes())
             xyz_all.append(xyz)
             K_all.append(square_to_frame(K, -left, -top, side))
-            scales.append(
-                scale if scale is not None else float(np.linalg.norm(xyz[SCALE_BONE[0]] - xyz[SCALE_BONE[1]]))
-            )
+            scales.append(scale if scale is not None else float(hand_scale(xyz)))
         for kind, value in (("xyz", xyz_all), ("K", K_all), ("scale", scales)):
             (tmp / layout.labels_file(kind)).write_text(json.dumps(np.asarray(value).tolist()))
         if any(entry[4] for entry in parsed):  # a hand file only where the labels name one

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from handpose.config import Int, PositiveInt
+from handpose.config import Int, PositiveInt, heatmap_side
 from handpose.skeleton import NUM_JOINTS
 
 
@@ -30,7 +30,7 @@ def capped_depth(requested: int, heatmap_size: int) -> int:
 
 def build(settings: Settings, input_size: int) -> StackedHourglass:
     return StackedHourglass(
-        settings.stacks, settings.features, NUM_JOINTS, capped_depth(settings.depth, input_size // 4)
+        settings.stacks, settings.features, NUM_JOINTS, capped_depth(settings.depth, heatmap_side(input_size))
     )
 
 

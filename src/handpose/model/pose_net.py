@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from handpose import camera
-from handpose.config import ModelConfig
+from handpose.config import ModelConfig, heatmap_side
 from handpose.heatmaps import hard_argmax, heatmap_to_image, soft_argmax
 from handpose.model import build_backbone
 from handpose.model.hourglass import Residual
@@ -64,7 +64,7 @@ class HandPoseNet(nn.Module):
         image_size: int,
     ):
         super().__init__()
-        self.heatmap_size = input_size // 4
+        self.heatmap_size = heatmap_side(input_size)
         self.image_size = image_size
         self.uv_mode = uv
         self.backbone = backbone

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from handpose.atomic import atomic_path
 from handpose.data import layout
 from handpose.data.synthetic.render import render_sample
-from handpose.skeleton import NUM_JOINTS, SCALE_BONE
+from handpose.skeleton import NUM_JOINTS, hand_scale
 
 JPEG_QUALITY = 90
 
@@ -114,7 +114,7 @@ def _write_part(
             xyz[start : start + len(x)], K[start : start + len(x)], vis[start : start + len(x)] = x, k, v
             bar.update(len(x))
     xyz, K = xyz[:poses], K[:poses]  # the versions of a pose share its hand and camera
-    scale = np.linalg.norm(xyz[:, SCALE_BONE[0]] - xyz[:, SCALE_BONE[1]], axis=-1)
+    scale = hand_scale(xyz)
     for kind, value in (("xyz", xyz), ("K", K), ("scale", scale), ("visibility", vis)):
         (root / layout.labels_file(kind, part)).write_text(json.dumps(value.tolist()))
 
