@@ -5,12 +5,14 @@ and heatmaps through `train`, `evaluate` and `predict`: the commands `dvc repro`
 import hashlib
 import json
 import os
+import re
 import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tracemalloc
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -24,19 +26,29 @@ from handpose.atomic import allocated_npy, temporary, write_json
 from handpose.cli import main
 from handpose.config import memory_needed, validate
 from handpose.data import freihand, layout
+from handpose.data import split as split_module
 from handpose.data.split import choose_images
 from handpose.data.synthetic.arrays import render_arrays
 from handpose.heatmap_targets import write_heatmaps
+from handpose.inference import infer
 
 from .conftest import tiny_config, train_tiny
 from .dvc_project import ROOT
 from .http_server import Server
 from .test_freihand import zip_folder
 
+# The warnings Python does not show a user by default; any other would print before the one-line error.
+DEFAULT_IGNORED = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
 
 def refused(capsys, argv: list[str], named: str) -> str:
-    """Run `handpose argv`: exit 2, and one line on stderr that names `named`."""
-    assert main(argv) == 2
+    """Run `handpose argv`: exit 2, and one line on stderr that names `named`, with no warning before it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for hidden in DEFAULT_IGNORED:
+            warnings.simplefilter("ignore", hidden)
+        assert main(argv) == 2
+    assert not caught, [str(w.message) for w in caught]
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"handpose {argv[0]}: error: ") and "\n" not in err, err
     assert named in err, err
@@ -414,7 +426,7 @@ MODEL_CASES = [
     ("log epochs", edit_checkpoint(lambda c: c["log"][0].update(epoch=4)), "its log has epochs [4], not 1 to 1"),
     ("image_size 0", edit_checkpoint(lambda c: c.update(image_size=0)), "image_size: Input should be greater"),
     ("no config", edit_checkpoint(lambda c: c.pop("config")), "config: missing"),
-    ("weights x 1e30", edit_checkpoint(scale_weights), "predicts non-finite joints for"),
+    ("weights x 1e30", edit_checkpoint(scale_weights), "predicts non-finite or absurd joints for"),
 ]
 
 
@@ -428,6 +440,27 @@ def test_evaluate_and_predict_refuse_a_bad_checkpoint_naming_it(
     image = str(layout.rgb_path(tiny_dataset, 0))
     refused(capsys, ["predict", image, "--model", str(model), "--out", str(out / "joints.json")], "seed0.pt: ")
     assert left_behind(out) == []
+
+
+class FarOff(torch.nn.Module):
+    """Predicts finite joints 1e30 m away, as a model with huge weights may on a CPU without overflow."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, image, K, root_depth, scale):
+        far = torch.full((len(image), 21, 3), 1e30) * self.weight
+        return {"xyz": far, "uv": far[..., :2]}
+
+
+def test_finite_but_absurd_joints_are_refused_before_any_metric_overflows():
+    split = {"images": np.zeros((3, 16, 16, 3), np.uint8), "K": np.tile(np.eye(3, dtype=np.float32), (3, 1, 1))}
+    split |= {"xyz": np.ones((3, 21, 3), np.float32), "scale": np.ones(3, np.float32)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="non-finite or absurd joints for 3 of 3 images"):
+            infer(FarOff(), split)
 
 
 def test_predict_refuses_a_missing_image_and_an_impossible_depth(workspace, tmp_path, capsys):
@@ -567,6 +600,18 @@ def test_the_split_and_heatmaps_stages_refuse_a_full_disk_and_keep_nothing(
         assert result.returncode == 2 and err.startswith(f"handpose {argv[0]}: error: ") and "\n" not in err, err
         assert "File too large; nothing was kept" in err and ".tmp" not in err, err
         assert left_behind(tmp_path / out) == [] and not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_split_names_the_disk_space_in_units_that_show_it(
+    tiny_dataset, tiny_params_file, tmp_path, capsys, monkeypatch
+):
+    # A small split on a nearly full disk: both figures readable, not rounded to "0.0 GB".
+    monkeypatch.setattr(split_module.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9, 1234))
+    argv = ["split", "--params", str(tiny_params_file), "--dataset", str(tiny_dataset), "--out", str(tmp_path / "s")]
+    err = refused(capsys, [*argv, "-q"], "data.n_train: ")
+    sizes = re.search(r"need (\S+) (\S+) in .*; (\S+) (\S+) are free", err)
+    assert sizes and sizes.groups()[2:] == ("1.23", "kB") and float(sizes[1]) >= 1 and sizes[2] in ("kB", "MB"), err
+    assert left_behind(tmp_path / "s") == []
 
 
 def test_an_npy_written_through_a_memory_map_is_allocated_before_any_row(tmp_path):

@@ -9,6 +9,9 @@ import torch
 from handpose.model.pose_net import HandPoseNet, to_input
 from handpose.skeleton import ROOT
 
+# Beyond any camera's reach, and far below where float32 squares of mm or px overflow (3.4e38).
+FAR_M, FAR_PX = 1e6, 1e9
+
 
 @torch.no_grad()
 def infer(
@@ -34,11 +37,12 @@ def infer(
         if with_peaks:
             peaks.append(out["heatmaps"][-1].float().amax((2, 3)).cpu().numpy())
     xyz, uv = np.concatenate(xyz), np.concatenate(uv)
-    # Finite weights can still overflow (weights scaled by 1e30): such joints are never a result.
-    bad = ~(np.isfinite(xyz).all((1, 2)) & np.isfinite(uv).all((1, 2)))
+    # Finite weights can still overflow (weights scaled by 1e30): such joints are never a result, and
+    # neither are finite ones so far off that the metrics' float32 squares would overflow on them.
+    bad = ~((np.abs(xyz) < FAR_M).all((1, 2)) & (np.abs(uv) < FAR_PX).all((1, 2)))  # NaN compares False
     if bad.any():
         raise ValueError(
-            f"the model predicts non-finite joints for {bad.sum()} of {len(bad)} images (first: row "
+            f"the model predicts non-finite or absurd joints for {bad.sum()} of {len(bad)} images (first: row "
             f"{int(np.argmax(bad))}); its weights are not those of a trained model"
         )
     return {"xyz": xyz, "uv": uv, **({"peaks": np.concatenate(peaks)} if with_peaks else {})}

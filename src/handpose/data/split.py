@@ -66,9 +66,17 @@ def _check_disk(folder: Path, images: int, input_size: int) -> None:
     free = shutil.disk_usage(folder).free
     if needed > free:
         raise ValueError(
-            f"data.n_train: {images:,} images at {input_size} px need {needed / 1e9:.1f} GB in {folder}; "
-            f"{free / 1e9:.1f} GB are free"
+            f"data.n_train: {images:,} images at {input_size} px need {_size(needed)} in {folder}; "
+            f"{_size(free)} are free"
         )
+
+
+def _size(n_bytes: int) -> str:
+    """Bytes in the largest decimal unit that keeps a digit before the point: 1.2 MB, 850 kB, 3.4 GB."""
+    for unit, factor in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= factor:
+            return f"{n_bytes / factor:.3g} {unit}"
+    return f"{n_bytes} bytes"
 
 
 def _decode_into(images: np.ndarray, data: FreiHAND, ids: np.ndarray, desc: str, progress: bool) -> None:
