@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from handpose.atomic import DISK_FULL
 
@@ -106,7 +109,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     report(
         list(params.variants), args.predictions, args.logs, args.split, args.dataset, args.summary, args.markdown,
-        args.figures, args.comparison, tuple(params.eval_sets), args.sets_metrics,
+        args.figures, args.comparison, tuple(params.eval_sets), args.sets_metrics, args.metrics,
     )  # fmt: skip
 
 
@@ -139,166 +142,141 @@ def cmd_predict(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
 
+def arg(*flags: str, **settings: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """One argument of a command, as `add_argument` takes it; a default is shown in its help."""
+    if settings.get("default") is not None and "%(default)s" not in settings.get("help", ""):
+        settings["help"] = f"{settings.get('help', '')} (default: %(default)s)".lstrip()
+    return flags, settings
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Callable[[argparse.Namespace], None]
+    help: str
+    args: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = ()
+    params: bool = True  # takes --params (params.yaml)
+
+
+SPLIT = arg("--split", default="data/split", help="the split folder")
+LIVE = "dvclive folder of "  # `--live`, not `--log`: torchrun, which parses train's line too, has --log-dir
+
+# The pipeline's stages (dvc.yaml), then the tools beside it.
+COMMANDS: dict[str, Command] = {
+    "configure": Command(cmd_configure, "validate params.yaml and write one resolved config per variant", (
+        arg("--out", default="configs", help="folder for <variant>.json"),
+    )),
+    "data": Command(cmd_data, "write the dataset data.source names, in FreiHAND v2's layout (render or fetch it)", (
+        arg("--out", default="data/dataset", help="dataset folder"),
+    )),
+    "split": Command(cmd_split, "choose the train/test poses and decode their images into arrays", (
+        arg("--dataset", default="data/dataset", help="a FreiHAND-layout folder"),
+        arg("--out", default="data/split", help="folder for train.npz and test.npz"),
+    )),
+    "eval-set": Command(cmd_eval_set, "decode an extra test set (eval_sets: in params.yaml), left hands mirrored", (
+        arg("--name", required=True, help="the set's name under eval_sets:"),
+        arg("--out", required=True, help="folder for its test.npz, e.g. data/eval_sets/<name>"),
+    )),
+    "heatmaps": Command(cmd_heatmaps, "Gaussian heatmap targets for the training split", (
+        SPLIT,
+        arg("--out", default="data/heatmaps", help="folder for train.npy"),
+    )),
+    "pretrain": Command(cmd_pretrain, "pretrain the hourglass on L_hm over freshly rendered hands (pretrain:)", (
+        arg("--out", default="models/pretrain.pt", help="hourglass weights to write"),
+        arg("--live", default="plots/pretrain", help=LIVE + "the held-out 2D error"),
+        arg("--timings", default="timings/pretrain.json", help="JSON of wall time (not a result)"),
+    )),
+    "train": Command(cmd_train, "train one variant from its resolved config", params=False, args=(
+        arg("--config", required=True, help="configs/<variant>.json from `handpose configure`"),
+        SPLIT,
+        arg("--heatmaps", default="data/heatmaps", help="the heatmaps folder"),
+        arg("--models", required=True, help="folder for seed<k>.pt checkpoints, e.g. models/<variant>"),
+        arg("--live", required=True, help=LIVE + "the curves (per epoch, per seed), e.g. plots/train/<variant>"),
+        arg("--timings", required=True, help="JSON of wall times (not a result), e.g. timings/train/<variant>.json"),
+        arg("--resume", action="store_true", help="continue each seed from its checkpoint if that came from the "
+            "same config, data and code (a killed run); otherwise start over"),
+        arg("--pretrained", help="start the hourglass from these weights (models/pretrain.pt)"),
+    )),
+    "evaluate": Command(cmd_evaluate, "score one trained variant on the test split", params=False, args=(
+        arg("--models", required=True, help="a folder of seed<k>.pt written by `handpose train`"),
+        SPLIT,
+        arg("--metrics", required=True, help="JSON metrics to write, e.g. metrics/<variant>.json"),
+        arg("--predictions", required=True, help="per-sample predictions (.npz) to write"),
+        arg("--timings", required=True, help="JSON of inference time (not a result), e.g. "
+            "timings/evaluate/<variant>.json"),
+        arg("--dataset", default="data/dataset", help="for per-joint visibility (default: %(default)s); none: "
+            "--split is an extra test set (eval-set)"),
+    )),
+    "report": Command(cmd_report, "compare all variants with each other (paired statistics) and the paper's "
+                      "Table 1; draw the figures", (
+        arg("--predictions", default="predictions", help="folder of <variant>.npz"),
+        arg("--logs", default="plots/train", help="folder of each variant's dvclive folder"),
+        arg("--dataset", default="data/dataset", help="for the example images"),
+        SPLIT,
+        arg("--summary", default="metrics/summary.json"),
+        arg("--markdown", default="metrics/summary.md"),
+        arg("--comparison", default="metrics/comparison.json", help="the paired differences"),
+        arg("--figures", default="plots/report", help="folder for the figures and chart tables"),
+        arg("--metrics", default="metrics", help="each variant's <variant>.json, as `evaluate` wrote it"),
+        arg("--sets-metrics", default="metrics/sets", help="extra test sets' <set>/<variant>.json"),
+    )),
+    "download": Command(cmd_download, "fetch a dataset archive (e.g. FreiHAND_pub_v2.zip): resumes an "
+                        "interrupted transfer, checks size/SHA-256", params=False, args=(
+        arg("url", help="http(s) address of the file"),
+        arg("--out", required=True, help="where to write it, e.g. data/raw/FreiHAND_pub_v2.zip"),
+        arg("--size", type=int, help="expected size in bytes (checked; also tells a finished file)"),
+        arg("--sha256", help="expected SHA-256 (checked)"),
+    )),
+    "contact-sheet": Command(cmd_contact_sheet, "draw dataset samples with their skeletons into one image",
+                             params=False, args=(
+        arg("--dataset", default="data/dataset", help="a FreiHAND-layout folder"),
+        arg("--out", default="docs/contact_sheet.jpg", help="image to write"),
+        arg("--n", type=int, default=16, help="samples"),
+        arg("--cols", type=int, default=4, help="samples per row"),
+        arg("--seed", type=int, default=0, help="which samples"),
+        arg("--beside", help="another FreiHAND-layout folder, drawn to the left (e.g. an older renderer's)"),
+    )),
+    "convert": Command(cmd_convert, "convert a folder of your images and a labels JSON into FreiHAND v2's layout "
+                       "(docs/data.md)", params=False, args=(
+        arg("--images", required=True, help="the folder holding the images the labels name"),
+        arg("--labels", required=True, help='JSON list, one entry per image: {"image": file, "xyz": 21x3 metres, '
+            '"K": 3x3, "scale": optional, "hand": "right" (default) or "left"}'),
+        arg("--out", required=True, help="the layout folder to write, e.g. data/raw/mydata"),
+    )),
+    "plots-template": Command(cmd_plots_template, "write the offline HTML page for `dvc plots show`", params=False,
+                              args=(arg("--out", default=".dvc/plots/offline.html", help="(see .dvc/config)"),)),
+    "predict": Command(cmd_predict, "run a trained model on your own images", params=False, args=(
+        arg("images", nargs="+", help="image files (any size: the hand is found, then framed as in training)"),
+        arg("--model", required=True, help="a variant name (its first seed's model) or a checkpoint (.pt)"),
+        arg("--models-dir", default="models", help="where variants' models live"),
+        arg("--K", nargs=4, type=float, metavar=("FX", "FY", "CX", "CY"),
+            help="camera intrinsics in the image's pixels (default: a FreiHAND-like camera)"),
+        arg("--root-depth", type=float, help="wrist depth in metres (default: FreiHAND-like, predict.py)"),
+        arg("--scale", type=float, help="hand scale: middle MCP-PIP length in metres (default: FreiHAND-like, "
+            "predict.py)"),
+        arg("--hand", default="right", help="right or left: a left hand is mirrored in and out"),
+        arg("--box", metavar="X,Y,W,H", help="the hand's box in pixels: skips the first pass that finds it "
+            "(default: found)"),
+        arg("--out", help="write the JSON here instead of printing it"),
+        arg("--overlay-dir", help="write <image>_pose.png overlays here"),
+    )),
+}  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """`handpose`'s parser: a subcommand per entry of COMMANDS, each with -q and, if it reads params, --params."""
     parser = argparse.ArgumentParser(
         prog="handpose",
         description="3D hand pose pipeline: the stages of dvc.yaml (run them with `dvc repro`), then tools.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
-
-    def stage(name: str, func, help: str, params: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.set_defaults(func=func)
-        if params:
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, help=command.help, description=command.help)
+        p.set_defaults(func=command.run)
+        if command.params:
             p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-        return p
-
-    p = stage("configure", cmd_configure, "validate params.yaml and write one resolved config per variant")
-    p.add_argument("--out", default="configs", help="folder for <variant>.json (default: %(default)s)")
-
-    p = stage("data", cmd_data, "write the dataset data.source names, in FreiHAND v2's layout (render or fetch it)")
-    p.add_argument("--out", default="data/dataset", help="dataset folder (default: %(default)s)")
-
-    p = stage("split", cmd_split, "choose the train/test poses and decode their images into arrays")
-    p.add_argument("--dataset", default="data/dataset", help="a FreiHAND-layout folder (default: %(default)s)")
-    p.add_argument("--out", default="data/split", help="folder for train.npz and test.npz (default: %(default)s)")
-
-    p = stage("eval-set", cmd_eval_set, "decode an extra test set (eval_sets: in params.yaml), left hands mirrored")
-    p.add_argument("--name", required=True, help="the set's name under eval_sets:")
-    p.add_argument("--out", required=True, help="folder for its test.npz, e.g. data/eval_sets/<name>")
-
-    p = stage("heatmaps", cmd_heatmaps, "Gaussian heatmap targets for the training split")
-    p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
-    p.add_argument("--out", default="data/heatmaps", help="folder for train.npy (default: %(default)s)")
-
-    p = stage("pretrain", cmd_pretrain, "pretrain the hourglass on L_hm over freshly rendered hands (pretrain:)")
-    p.add_argument("--out", default="models/pretrain.pt", help="hourglass weights to write (default: %(default)s)")
-    p.add_argument(
-        "--live", default="plots/pretrain", help="dvclive folder of the held-out 2D error (default: %(default)s)"
-    )
-    p.add_argument(
-        "--timings", default="timings/pretrain.json", help="JSON of wall time (not a result) (default: %(default)s)"
-    )
-
-    p = stage("train", cmd_train, "train one variant from its resolved config", params=False)
-    p.add_argument("--config", required=True, help="configs/<variant>.json from `handpose configure`")
-    p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
-    p.add_argument("--heatmaps", default="data/heatmaps", help="the heatmaps folder (default: %(default)s)")
-    p.add_argument("--models", required=True, help="folder for seed<k>.pt checkpoints, e.g. models/<variant>")
-    # Not `--log`: torchrun, which parses this command's line too, would read it as its --log-dir.
-    p.add_argument(
-        "--live", required=True, help="dvclive folder of the curves (per epoch, per seed), e.g. plots/train/<variant>"
-    )
-    p.add_argument(
-        "--timings", required=True, help="JSON of wall times (not a result), e.g. timings/train/<variant>.json"
-    )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue each seed from its checkpoint if that came from the same config, data and code "
-        "(a killed run); otherwise start over",
-    )
-    p.add_argument("--pretrained", help="start the hourglass from these weights (models/pretrain.pt)")
-
-    p = stage("evaluate", cmd_evaluate, "score one trained variant on the test split", params=False)
-    p.add_argument("--models", required=True, help="a folder of seed<k>.pt written by `handpose train`")
-    p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
-    p.add_argument("--metrics", required=True, help="JSON metrics to write, e.g. metrics/<variant>.json")
-    p.add_argument("--predictions", required=True, help="per-sample predictions (.npz) to write")
-    p.add_argument(
-        "--timings", required=True, help="JSON of inference time (not a result), e.g. timings/evaluate/<variant>.json"
-    )
-    p.add_argument(
-        "--dataset",
-        default="data/dataset",
-        help="for per-joint visibility (default: %(default)s); none: --split is an extra test set (eval-set)",
-    )
-
-    p = stage(
-        "report", cmd_report, "compare all variants with each other (paired statistics) and the paper's Table 1; "
-        "draw the figures",
-    )  # fmt: skip
-    p.add_argument("--predictions", default="predictions", help="folder of <variant>.npz (default: %(default)s)")
-    p.add_argument(
-        "--logs", default="plots/train", help="folder of each variant's dvclive folder (default: %(default)s)"
-    )
-    p.add_argument("--dataset", default="data/dataset", help="for the example images (default: %(default)s)")
-    p.add_argument("--split", default="data/split", help="the split folder (default: %(default)s)")
-    p.add_argument("--summary", default="metrics/summary.json", help="(default: %(default)s)")
-    p.add_argument("--markdown", default="metrics/summary.md", help="(default: %(default)s)")
-    p.add_argument(
-        "--comparison", default="metrics/comparison.json", help="the paired differences (default: %(default)s)"
-    )
-    p.add_argument(
-        "--figures", default="plots/report", help="folder for the figures and chart tables (default: %(default)s)"
-    )
-    p.add_argument(
-        "--sets-metrics", default="metrics/sets", help="extra test sets' <set>/<variant>.json (default: %(default)s)"
-    )
-    # Tools beside the pipeline.
-    p = stage(
-        "download",
-        cmd_download,
-        "fetch a dataset archive (e.g. FreiHAND_pub_v2.zip): resumes an interrupted transfer, checks size/SHA-256",
-        params=False,
-    )
-    p.add_argument("url", help="http(s) address of the file")
-    p.add_argument("--out", required=True, help="where to write it, e.g. data/raw/FreiHAND_pub_v2.zip")
-    p.add_argument("--size", type=int, help="expected size in bytes (checked; also tells a finished file)")
-    p.add_argument("--sha256", help="expected SHA-256 (checked)")
-    p = stage(
-        "contact-sheet", cmd_contact_sheet, "draw dataset samples with their skeletons into one image", params=False
-    )
-    p.add_argument("--dataset", default="data/dataset", help="a FreiHAND-layout folder (default: %(default)s)")
-    p.add_argument("--out", default="docs/contact_sheet.jpg", help="image to write (default: %(default)s)")
-    p.add_argument("--n", type=int, default=16, help="samples (default: %(default)s)")
-    p.add_argument("--cols", type=int, default=4, help="samples per row (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="which samples (default: %(default)s)")
-    p.add_argument("--beside", help="another FreiHAND-layout folder, drawn to the left (e.g. an older renderer's)")
-
-    p = stage(
-        "convert",
-        cmd_convert,
-        "convert a folder of your images and a labels JSON into FreiHAND v2's layout (docs/data.md)",
-        params=False,
-    )
-    p.add_argument("--images", required=True, help="the folder holding the images the labels name")
-    p.add_argument(
-        "--labels",
-        required=True,
-        help='JSON list, one entry per image: {"image": file, "xyz": 21x3 metres, "K": 3x3, '
-        '"scale": optional, "hand": "right" (default) or "left"}',
-    )
-    p.add_argument("--out", required=True, help="the layout folder to write, e.g. data/raw/mydata")
-
-    p = stage("plots-template", cmd_plots_template, "write the offline HTML page for `dvc plots show`", params=False)
-    p.add_argument("--out", default=".dvc/plots/offline.html", help="(default: %(default)s, see .dvc/config)")
-
-    p = stage("predict", cmd_predict, "run a trained model on your own images", params=False)
-    p.add_argument("images", nargs="+", help="image files (any size: the hand is found, then framed as in training)")
-    p.add_argument("--model", required=True, help="a variant name (its first seed's model) or a checkpoint (.pt)")
-    p.add_argument("--models-dir", default="models", help="where variants' models live (default: %(default)s)")
-    p.add_argument(
-        "--K",
-        nargs=4,
-        type=float,
-        metavar=("FX", "FY", "CX", "CY"),
-        help="camera intrinsics in the image's pixels (default: a FreiHAND-like camera)",
-    )
-    p.add_argument("--root-depth", type=float, help="wrist depth in metres (default: FreiHAND-like, predict.py)")
-    p.add_argument(
-        "--scale", type=float, help="hand scale: middle MCP-PIP length in metres (default: FreiHAND-like, predict.py)"
-    )
-    p.add_argument("--hand", default="right", help="right (default) or left: a left hand is mirrored in and out")
-    p.add_argument(
-        "--box",
-        metavar="X,Y,W,H",
-        help="the hand's box in pixels: skips the first pass that finds it (default: found)",
-    )
-    p.add_argument("--out", help="write the JSON here instead of printing it")
-    p.add_argument("--overlay-dir", help="write <image>_pose.png overlays here")
-
+        for flags, settings in command.args:
+            p.add_argument(*flags, **settings)
     return parser
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from handpose.atomic import atomic_path, json_text, write_json
 from handpose.camera import mirror, mirror_uv, project
@@ -25,6 +26,29 @@ from handpose.metrics import (
     pose_metrics,
     uv_error_px,
 )
+
+
+def _model_for(path: Path, test_split: dict, split_dir: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The model of checkpoint `path` on its device, refused unless it takes the split's image size."""
+    model, checkpoint = load_model(path)
+    trained_on, given = checkpoint["config"].model.input_size, test_split["images"].shape[1]
+    if trained_on != given:
+        raise ValueError(
+            f"{path}: trained on {trained_on} px inputs, but {split_dir} holds {given} px images "
+            "(rerun the `split` stage with the model's model.input_size)"
+        )
+    return model.to(setup_torch(checkpoint["config"].train)), checkpoint
+
+
+def _write_results(
+    metrics: dict, metrics_path: str | Path, predictions_path: str | Path, arrays: dict, split: dict, variant: str
+) -> None:
+    """Both results or neither: the metrics take their name only once the predictions are written too
+    (a full disk halfway leaves no complete-looking metrics file)."""
+    with atomic_path(metrics_path) as metrics_tmp:
+        metrics_tmp.write_text(json_text(metrics, metrics_path))
+        with atomic_path(predictions_path) as tmp, tmp.open("wb") as f:
+            np.savez(f, **arrays, image_ids=split["image_ids"], variant=variant)
 
 
 def evaluate(
@@ -50,14 +74,7 @@ def evaluate(
         visibility = visibility[pose_id(test_split["image_ids"], len(visibility))]
     xyz, uv, per_seed, late_changes, seconds = [], [], {}, [], 0.0
     for seed, path in seed_checkpoints(model_dir).items():
-        model, checkpoint = load_model(path)
-        trained_on, given = checkpoint["config"].model.input_size, test_split["images"].shape[1]
-        if trained_on != given:
-            raise ValueError(
-                f"{path}: trained on {trained_on} px inputs, but {split_dir} holds {given} px images "
-                "(rerun the `split` stage with the model's model.input_size)"
-            )
-        model.to(setup_torch(checkpoint["config"].train))
+        model, checkpoint = _model_for(path, test_split, split_dir)
         tic = time.perf_counter()
         try:
             pred = infer(model, test_split)
@@ -97,21 +114,8 @@ def evaluate(
         "epochs": len(checkpoint["log"]),
         "test_samples": len(true_xyz),
     }
-    # Both results or neither: the metrics take their name only once the predictions are written too
-    # (a full disk halfway leaves no complete-looking metrics file).
-    with atomic_path(metrics_path) as metrics_tmp:
-        metrics_tmp.write_text(json_text(metrics, metrics_path))
-        with atomic_path(predictions_path) as tmp, tmp.open("wb") as f:
-            np.savez(
-                f,
-                xyz=xyz,
-                uv=uv,
-                seeds=np.array(list(per_seed)),
-                true_xyz=true_xyz,
-                true_uv=true_uv,
-                image_ids=test_split["image_ids"],
-                variant=checkpoint["config"].variant,
-            )
+    predictions = {"xyz": xyz, "uv": uv, "seeds": np.array(list(per_seed)), "true_xyz": true_xyz, "true_uv": true_uv}
+    _write_results(metrics, metrics_path, predictions_path, predictions, test_split, checkpoint["config"].variant)
     # Outside DVC's outputs: a timing is not a result (it changes on every run).
     write_json(timings_path, {"inference_ms_per_image": 1000 * seconds / xyz.shape[0] / xyz.shape[1]})
     print(f"{model_dir}: pose error {metrics['pose_error_mm']:.2f} mm, PA-MPJPE {metrics['pa_mpjpe_mm']:.2f} mm")

@@ -63,35 +63,49 @@ def per_sample_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndarra
     }
 
 
-def summarize(
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> tuple[dict, pd.DataFrame]:
-    """Metrics per name for (predicted (S, N, 21, 3) over S seeds, true (N, 21, 3)) poses: the
-    mean over seeds (and `*_sd` across them), the pose error's bootstrap interval (over test samples
-    and seeds), and per-sample errors (mean over seeds)."""
+def summarize(metrics: dict[str, dict], errors: dict[str, dict[str, np.ndarray]]) -> tuple[dict, pd.DataFrame]:
+    """The summary row per name: its `metrics` (a variant's as `evaluate` wrote them), the pose error's
+    bootstrap interval over its per-sample `errors` (over test samples and seeds), and the paper's
+    figure; and the per-sample pose errors (mean over seeds), for the figures."""
     summary, per_sample = {}, []
-    for name, (pred, true) in predictions.items():
-        errors = joint_errors_mm(pred, true).mean(-1)  # (S, N): each hand's pose error per seed
-        _, low, high = interval(errors)
+    for name, m in metrics.items():
+        pose = errors[name]["pose"]  # (S, N): each hand's pose error per seed
+        _, low, high = interval(pose)
         summary[name] = {
-            **over_seeds(pd.DataFrame([pose_metrics(p, true) for p in pred])),
+            **m,
             "pose_error_mm_ci": [low, high],
-            "seeds": len(pred),
+            "seeds": len(pose),
             "paper_pose_error_mm": PAPER_TABLE1_MM.get(name),
         }
-        per_sample.append(pd.DataFrame({"variant": name, "pose_error_mm": errors.mean(0)}))
+        per_sample.append(pd.DataFrame({"variant": name, "pose_error_mm": pose.mean(0)}))
     return summary, pd.concat(per_sample, ignore_index=True)
 
 
-def compare(predictions: dict[str, dict[str, np.ndarray]]) -> tuple[str, dict[str, list[dict]]]:
+def read_metrics(variants: list[str], metrics_dir: Path, how: str = "evaluate@{variant}") -> dict[str, dict]:
+    """Each variant's metrics as `evaluate` wrote them (metrics_dir/<variant>.json), beside its predictions."""
+    metrics = {}
+    for variant in variants:
+        path = metrics_dir / f"{variant}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: metrics not found (run `{how.format(variant=variant)}`)")
+        metrics[variant] = json.loads(path.read_text())
+    return metrics
+
+
+def compare(
+    predictions: dict[str, dict[str, np.ndarray]], errors: dict[str, dict[str, np.ndarray]] | None = None
+) -> tuple[str, dict[str, list[dict]]]:
     """The reference variant and, per METRICS key, comparison.paired_differences over the variants'
-    per-sample errors (each variant must have trained the same seeds, which then pair by position)."""
+    per-sample `errors` (per_sample_errors of their predictions unless given; each variant must have
+    trained the same seeds, which then pair by position)."""
     names = list(predictions)
     reference = REFERENCE if REFERENCE in names else names[0]
     seeds = {name: tuple(p["seeds"].tolist()) for name, p in predictions.items()}
     if len(set(seeds.values())) > 1:
         raise ValueError(f"variants trained different seeds ({seeds}); a paired comparison needs the same ones")
-    errors = {name: per_sample_errors(p["xyz"], p["true_xyz"]) for name, p in predictions.items()}
+    if errors is None:
+        errors = {name: per_sample_errors(p["xyz"], p["true_xyz"]) for name, p in predictions.items()}
+    errors = {name: errors[name] for name in names}
     return reference, {key: paired_differences({n: e[key] for n, e in errors.items()}, reference) for key in METRICS}
 
 
@@ -223,12 +237,7 @@ def eval_set_summary(
 ) -> dict[str, dict]:
     """One extra test set: each variant's metrics as `evaluate` wrote them, beside two mean poses at
     the true root, the training split's (what ignoring the image gives) and the set's own (a bound)."""
-    rows = {}
-    for variant in variants:
-        path = metrics_dir / name / f"{variant}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: metrics not found (run `evaluate_set@{variant}-{name}`)")
-        rows[variant] = json.loads(path.read_text())
+    rows = read_metrics(variants, metrics_dir / name, f"evaluate_set@{{variant}}-{name}")
     with np.load(predictions_dir / "sets" / name / f"{variants[0]}.npz") as f:
         true_xyz = f["true_xyz"]
     references = {MEAN_POSE: train_xyz, SET_MEAN_POSE: true_xyz}
@@ -299,21 +308,25 @@ def report(
     comparison_path: str | Path = "metrics/comparison.json",
     eval_sets: tuple[str, ...] = (),
     sets_metrics_dir: str | Path = "metrics/sets",
+    metrics_dir: str | Path = "metrics",
 ) -> dict:
     """Write the summary (JSON and Markdown, with the paired comparisons), the comparisons' numbers
     (`comparison_path`), every figure, and the long tables (one row per variant and epoch / joint) that
-    dvc.yaml's charts colour by variant; `logs_dir` holds each variant's dvclive folder. Returns the summary."""
+    dvc.yaml's charts colour by variant. Each variant's metrics are those `evaluate` wrote to
+    `metrics_dir`, with its predictions; `logs_dir` holds each variant's dvclive folder. Returns the summary."""
     predictions = load_predictions(variants, predictions_dir)
     train_xyz, test = load_split(split_dir, "train")["xyz"], load_split(split_dir, "test")
-    test_xyz = test["xyz"]
-    poses = {MEAN_POSE: (mean_pose_prediction(train_xyz, test_xyz)[None], test_xyz)}
-    poses |= {name: (p["xyz"], p["true_xyz"]) for name, p in predictions.items()}
-    summary, per_sample = summarize(poses)
-    for name, (pred, true) in poses.items():  # in the 224-px image, mean over seeds
-        summary[name]["uv_error_px"] = uv_error_px(project(pred, test["K"]), project(true, test["K"]))
+    # The mean pose, scored here (no stage evaluates it), beside the variants' own metrics.
+    mean_pose = mean_pose_prediction(train_xyz, test["xyz"])[None]
+    poses = {MEAN_POSE: (mean_pose, test["xyz"])} | {n: (p["xyz"], p["true_xyz"]) for n, p in predictions.items()}
+    metrics = {
+        MEAN_POSE: over_seeds(pd.DataFrame([pose_metrics(mean_pose[0], test["xyz"])]))
+        | {"uv_error_px": uv_error_px(project(mean_pose, test["K"]), project(test["xyz"], test["K"]))}
+    } | read_metrics(variants, Path(metrics_dir))
+    errors = {name: per_sample_errors(pred, true) for name, (pred, true) in poses.items()}  # (S, N) per metric
+    summary, per_sample = summarize(metrics, errors)
     runs = {variant: _seed_curves(Path(logs_dir) / variant, variant) for variant in variants}
-    logs = {variant: _mean_over_seeds(curves) for variant, curves in runs.items()}
-    reference, differences = compare(predictions)
+    reference, differences = compare(predictions, errors)
     converged = convergence({v: [c["test_pose_error_mm"].tolist() for c in curves] for v, curves in runs.items()})
     seeds = len(next(iter(predictions.values()))["seeds"])
     sets = {
@@ -336,6 +349,8 @@ def report(
         + ("\n" + eval_sets_markdown(sets) if sets else ""),
     )  # fmt: skip
     figures_dir = Path(figures_dir)
+    logs = {variant: _mean_over_seeds(curves) for variant, curves in runs.items()}
+    _write_tables(logs, Path(logs_dir), predictions, figures_dir)
     caption = (
         f"intervals over the test hands and {seeds} seeds"
         if seeds > 1
@@ -344,29 +359,6 @@ def report(
     by_label = {METRICS[k]: rows for k, rows in differences.items()}
     figures.forest_figure(
         by_label, reference, caption + "; green / red: significantly better / worse", figures_dir / "forest.png"
-    )
-    per_epoch = pd.concat([log.assign(variant=v) for v, log in logs.items()])
-    _write_table(per_epoch, figures_dir / "convergence.csv")
-    # The same, one row per (variant, epoch, series), so that dvc.yaml charts every loss term and every
-    # scheduled weight without naming them: a new term or schedule shows up by itself.
-    means = [c for c in per_epoch.columns if not c.endswith("_sd")]
-    for name, columns in (
-        ("loss_terms", [c for c in means if c == "loss" or c.startswith("loss_")]),
-        ("schedule", [c for c in means if c == "lr" or c.startswith("lambda_")]),
-    ):
-        long = per_epoch.melt(id_vars=["variant", "epoch"], value_vars=columns, var_name="series").dropna()
-        _write_table(long, figures_dir / f"{name}.csv")
-    running = pd.concat(  # per step, the mean over seeds
-        [pd.concat(read_running(Path(logs_dir) / v, run) for run in seed_runs(Path(logs_dir) / v))
-         .groupby("step", as_index=False)[RUNNING].mean().assign(variant=v) for v in variants]
-    )  # fmt: skip
-    _write_table(running, figures_dir / "running_loss.csv")
-    per_joint = {v: per_joint_errors_mm(p["xyz"], p["true_xyz"]) for v, p in predictions.items()}
-    _write_table(
-        pd.concat(
-            pd.DataFrame({"joint": list(e), "error_mm": list(e.values()), "variant": v}) for v, e in per_joint.items()
-        ),
-        figures_dir / "per_joint.csv",
     )
     figures.convergence_figure(logs, figures_dir / "convergence.png")
     figures.error_figure(per_sample, PAPER_TABLE1_MM, figures_dir / "pose_error.png")
@@ -383,6 +375,33 @@ def report(
     _qualitative(best, first_seed, dataset, str(test["part"]), figures_dir / "predictions.png")
     print(markdown_table(summary))
     return summary
+
+
+def _write_tables(logs: dict[str, pd.DataFrame], logs_dir: Path, predictions: dict, figures_dir: Path) -> None:
+    """The long tables dvc.yaml charts, one row per variant and epoch (or step, or joint)."""
+    per_epoch = pd.concat([log.assign(variant=v) for v, log in logs.items()])
+    _write_table(per_epoch, figures_dir / "convergence.csv")
+    # The same, one row per (variant, epoch, series), so that dvc.yaml charts every loss term and every
+    # scheduled weight without naming them: a new term or schedule shows up by itself.
+    means = [c for c in per_epoch.columns if not c.endswith("_sd")]
+    for name, columns in (
+        ("loss_terms", [c for c in means if c == "loss" or c.startswith("loss_")]),
+        ("schedule", [c for c in means if c == "lr" or c.startswith("lambda_")]),
+    ):
+        long = per_epoch.melt(id_vars=["variant", "epoch"], value_vars=columns, var_name="series").dropna()
+        _write_table(long, figures_dir / f"{name}.csv")
+    running = pd.concat(  # per step, the mean over seeds
+        [pd.concat(read_running(logs_dir / v, run) for run in seed_runs(logs_dir / v))
+         .groupby("step", as_index=False)[RUNNING].mean().assign(variant=v) for v in logs]
+    )  # fmt: skip
+    _write_table(running, figures_dir / "running_loss.csv")
+    per_joint = {v: per_joint_errors_mm(p["xyz"], p["true_xyz"]) for v, p in predictions.items()}
+    _write_table(
+        pd.concat(
+            pd.DataFrame({"joint": list(e), "error_mm": list(e.values()), "variant": v}) for v, e in per_joint.items()
+        ),
+        figures_dir / "per_joint.csv",
+    )
 
 
 def _seed_curves(folder: Path, variant: str) -> list[pd.DataFrame]:
