@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup repro test lint compare study paper
+.PHONY: setup repro test lint compare study paper dvc-deps
 setup: $(VENV)/.installed .dvc/plots/offline.html
 
 # torch first, pinned: the CPU wheel on this machine's disk, not a multi-GB CUDA build.
@@ -45,8 +45,12 @@ test: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
+
+# dvc.yaml's code deps from the import graph (tools/dvc_deps.py): run it after adding an import.
+dvc-deps: setup
+	$(BIN)/python tools/dvc_deps.py
 
 # The paper's experiment on real FreiHAND v2 (a GPU job: `train.device: auto` takes a CUDA GPU when there
 # is one): 3200 training poses (version 0) and the next 200 as the test, 100 epochs, 256 px input, 256
