@@ -60,7 +60,9 @@ def left_behind(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-# ---- params.yaml: `handpose configure` (every stage validates the same way) ----------------------------
+# ---- params.yaml: `handpose configure` ------------------------------------------------------------------
+# Every stage validates the schema the same way; loss-term names (`loss.coss`) are checked by `configure`
+# alone (configure.check_terms), so these cases run that stage.
 
 PARAM_CASES = [  # (dotted key, value; None deletes the key), and what the message must name
     ("loss.coss", 5, "loss.coss: unknown key"),

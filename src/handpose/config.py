@@ -1,8 +1,11 @@
 """params.yaml -> a typed, validated config (pydantic); one variant's resolved config.
 
-Every stage loads params.yaml through `load_params`, so a typo fails at once naming its key
-(`loss.coss: unknown key`). The schema below is the one statement of every key's type, range and
-allowed values; rules that tie keys together are checked in `_check_relations`.
+Every stage loads params.yaml through `load_params`, so a typo in a section fails at once naming its
+key (`train.lrr: unknown key`). Loss terms are known here by name only: `load_params` accepts any
+well-formed name under `loss:`, and the `configure` stage checks the names against the registry
+(`configure.check_terms`: `loss.coss: unknown key`), so that no other stage depends on the terms' code.
+The schema below is the one statement of every key's type, range and allowed values; rules that tie
+keys together are checked in `_check_relations`.
 """
 
 from __future__ import annotations
@@ -196,7 +199,10 @@ class VariantConfig(Section):
     the `configure` stage."""
 
     variant: VariantName
-    losses: dict[Name, float]  # the variant's own terms and their weights (the weighted sum runs in this order)
+    # The variant's own terms and their weights. `configure` builds them in TERMS order but writes the
+    # JSON with sort_keys=True, so as read back they are in alphabetical order, and that is the order in
+    # which `step.train_step` sums the weighted terms (it computes the terms themselves in TERMS order).
+    losses: dict[Name, float]
     term_settings: dict[Name, dict[str, Any]] = {}  # the own settings of those of its terms that have any
     model: ModelConfig
     train: TrainConfig
