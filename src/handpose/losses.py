@@ -185,6 +185,12 @@ def asm_loss(b: Batch, settings: AsmSettings) -> torch.Tensor:
     return squared_error(b.pose, asm_target(b.true_pose, shape_model))
 
 
+def scheduled_weights(weights: dict[str, float], settings: dict[str, TermSettings], epoch: int, epochs: int) -> dict:
+    """The `loss:` weights in `epoch` (0-based) of `epochs`: each times its term's weight_factor, the
+    one place where a term's schedule is applied."""
+    return {t: w * settings[t].weight_factor(epoch, epochs) if t in settings else w for t, w in weights.items()}
+
+
 def term_settings(name: str, values: dict[str, Any] | None) -> TermSettings | None:
     """Term `name`'s settings from their params section (None for a term that has none)."""
     kind = TERMS[name].settings

@@ -107,10 +107,10 @@ def train_step(
     term in `logged` (those not weighted come from a pass without gradients, for the log alone).
     `check` sees the loss of every `step` (a non-finite one on any process stops every process)."""
     terms = {}
-    for name in [t for t in TERMS if t in weights or t in logged]:  # in TERMS order: the order of backward's sums
+    for name in [t for t in TERMS if t in weights or t in logged]:  # computed in TERMS order
         with torch.set_grad_enabled(name in weights):
             terms[name] = value(name, batch, settings.get(name))
-    loss = sum(w * terms[name] for name, w in weights.items())
+    loss = sum(w * terms[name] for name, w in weights.items())  # summed in `weights` order (the config JSON's)
     check.observe(step, loss, terms)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

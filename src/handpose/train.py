@@ -7,7 +7,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,7 +27,7 @@ from handpose.data.split import load_split
 from handpose.device import setup_torch, uses_bf16
 from handpose.heatmap_targets import HEATMAPS_FILE, load_heatmaps
 from handpose.inference import infer
-from handpose.losses import TERMS, Batch, term_settings
+from handpose.losses import TERMS, Batch, TermSettings, scheduled_weights, term_settings
 from handpose.metrics import joint_errors_mm, pose_error_mm
 from handpose.model.pose_net import HandPoseNet, build_model, root_relative_in_scale, to_input
 from handpose.skeleton import ROOT
@@ -46,6 +48,32 @@ def learning_rate(train: TrainConfig, epoch: int) -> float:
     return train.lr * (0.1 if epoch >= math.ceil(train.lr_drop_at * train.epochs) else 1.0)
 
 
+@dataclass
+class Run:
+    """What the loop of one variant and seed works with, built by `setup`."""
+
+    model: HandPoseNet  # the module itself (rank 0 saves its weights)
+    net: torch.nn.Module  # what the loop calls: the model, or its DDP wrapper under torchrun
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    group: distributed.Group
+    bf16: bool  # autocast of the forward pass; the lift to 3D and the losses stay fp32
+    images: np.ndarray | torch.Tensor  # memory-mapped, or on the GPU whole (`resident`)
+    targets: np.ndarray | torch.Tensor
+    resident: bool
+    labels: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # xyz, K, scale, on the device
+    sampler: DistributedSampler
+    batch: int  # this process's share of each global batch
+    steps: int  # an epoch's
+    every: int  # steps per running-loss point: at least one an epoch
+    gather: Callable[[torch.Tensor], torch.Tensor]  # a batch's rows of every process, for Batch
+    logged: list[str]  # the terms logged: the variant's own, and those any variant may use
+    settings: dict[str, TermSettings]  # the terms' own settings, fitted to the training split
+    start: int  # the first epoch to train (after a resumed checkpoint's)
+    rows: list[dict]  # the log so far, a row an epoch
+    running: list[dict]  # the running loss so far
+
+
 def train(
     config: VariantConfig,
     seed: int,
@@ -59,19 +87,91 @@ def train(
     inputs: str | None = None,
     live: TrainingLog | None = None,
 ) -> HandPoseNet:
-    """Train one variant and seed into `model_path`, the backbone starting from the `pretrained`
-    weights if given. After every epoch the checkpoint (model, optimiser, epoch, config, RNG, the
-    `inputs` fingerprint, the log) is rewritten whole, so an interrupted run resumes from its last
-    finished epoch; `live` gets each epoch's row and the running loss as run `seed<k>` (a resumed run
-    replays its checkpoint's first). Each epoch's wall time is appended to `timings`. Under torchrun
-    every process trains its share of each global batch; rank 0 alone writes files."""
+    """Train one variant and seed into `model_path`, the backbone from `pretrained` if given. The checkpoint
+    (model, optimiser, epoch, config, RNG, `inputs` fingerprint, log) is rewritten after every epoch, so an
+    interrupted run resumes from its last finished one; `live` gets each epoch's row and the running loss
+    as run `seed<k>`, `timings` each epoch's wall time. Under torchrun each process trains its share of
+    each global batch; rank 0 alone writes files."""
     tcfg, name, model_path = config.train, config.variant, Path(model_path)
     timings = [] if timings is None else timings
-    # The model, from the pretrained backbone, on this process's device.
+    r = setup(config, seed, data, model_path, resume, pretrained, inputs)
+    xyz, K, scale = r.labels
+    live, run = (live if r.group.main else None), f"seed{seed}"
+    _replay(live, run, seed, r)
+
+    for epoch in range(r.start, tcfg.epochs):
+        # This epoch's lr and loss weights.
+        lr = learning_rate(tcfg, epoch)
+        for param_group in r.optimizer.param_groups:
+            param_group["lr"] = lr
+        weights = scheduled_weights(config.losses, r.settings, epoch, tcfg.epochs)
+        r.net.train()
+        sums = dict.fromkeys(("loss", *r.logged), 0.0)  # device tensors after the first step: no sync per step
+        r.sampler.set_epoch(epoch)
+        order = np.fromiter(r.sampler, np.int64)
+        order_on_device = torch.from_numpy(order).to(r.device)  # one copy an epoch, not one a step
+        window = torch.zeros((), device=r.device)  # the loss summed since the last running-loss point
+        check = _divergence_check(name, seed, epoch, r)
+        tic = time.perf_counter()
+        desc, shown = f"{name} epoch {epoch + 1}/{tcfg.epochs}", progress and r.group.main
+        bar = tqdm(range(r.steps), desc=desc, disable=not shown, leave=False, mininterval=1.0)  # DVC logs keep redraws
+        for step in bar:
+            # One batch: its rows of the images and targets, the forward pass, one step on its losses.
+            idx = order_on_device[step * r.batch : (step + 1) * r.batch]
+            image, target = _batch_rows(r, order[step * r.batch : (step + 1) * r.batch], idx)
+            root = xyz[idx, ROOT]
+            with torch.autocast(r.device.type, dtype=torch.bfloat16, enabled=r.bf16):
+                out = r.net(to_input(image, tcfg.channels_last), K[idx], root[:, 2], scale[idx])
+            pose, true_pose = (root_relative_in_scale(p, root, scale[idx]) for p in (out["xyz"], xyz[idx]))
+            batch_of = Batch(pose, true_pose, out["heatmaps"], target, r.gather)
+            loss, terms = train_step(r.optimizer, batch_of, weights, r.logged, r.settings, check, step)
+            for term, value in {"loss": loss, **terms}.items():
+                sums[term] = sums[term] + value.detach()
+            # The running loss: this process's share of the batch, a host sync per point.
+            window = window + loss.detach()
+            if (step + 1) % r.every == 0:
+                running = {"step": epoch * r.steps + step + 1, RUNNING: float(window) / r.every}
+                r.running.append(running)
+                window = torch.zeros_like(window)
+                if live is not None:
+                    live.log(running["step"], {RUNNING: running[RUNNING]}, run)
+            if shown and step % 25 == 0:  # reading the loss waits for the device
+                bar.set_postfix(loss=f"{float(sums['loss']) / (step + 1):.3g}", refresh=False)
+        check.confirm()  # before anything of this epoch is kept
+        seconds = time.perf_counter() - tic
+
+        # The epoch's log row (mean terms, the test split's error) and the checkpoint to resume from.
+        r.rows.append(row := _log_row(r, epoch, lr, weights, sums, data.test, tcfg.channels_last))
+        # Timings vary from run to run, so they stay out of the log, the checkpoint and the metrics.
+        timings.append({"epoch": epoch + 1, "seconds": seconds, "samples_per_s": r.steps * tcfg.batch_size / seconds})
+        if r.group.main:
+            tqdm.write(f"{name} epoch {epoch + 1}: loss {row['loss']:.4g}, test pose error "
+                       f"{row['test_pose_error_mm']:.2f} mm, {timings[-1]['samples_per_s']:.0f} samples/s")  # fmt: skip
+            save_checkpoint(model_path, config, int(data.train["image_size"]), seed=seed, model=r.model.state_dict(),
+                            optimizer=r.optimizer.state_dict(), epoch=epoch, log=r.rows, running=r.running,
+                            rng=torch.get_rng_state(), inputs=inputs)  # fmt: skip
+        if live is not None:
+            live.log((epoch + 1) * r.steps, row, run, latest={"seed": seed, "epoch": epoch + 1})
+        distributed.barrier(r.group)  # no rank runs ahead of the checkpoint it would resume from
+    return r.model
+
+
+def setup(
+    config: VariantConfig,
+    seed: int,
+    data: Splits,
+    model_path: Path,
+    resume: bool,
+    pretrained: dict | None,
+    inputs: str | None,
+) -> Run:
+    """The model (from the pretrained backbone, on this process's device), its optimiser, the state of
+    a resumed run, and the training split where the loop reads it."""
+    tcfg = config.train
+    # The model on this process's device, then what a resumed checkpoint holds.
     device, group = _placed(tcfg)
     torch.manual_seed(seed)
-    image_size = int(data.train["image_size"])
-    model = build_model(config.model, image_size)
+    model = build_model(config.model, int(data.train["image_size"]))
     if pretrained is not None:
         model.backbone.load_state_dict(pretrained)
     if group.world > 1 and device.type == "cuda":  # BatchNorm over the global batch (CPU has no SyncBatchNorm)
@@ -81,10 +181,8 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     optimizer = FlatRMSprop(model, lr=tcfg.lr)  # after the moves above: it holds the placed parameters
     log = tqdm.write if group.main else lambda _: None
-    log(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters on {device} x {group.world}")
+    log(f"{config.variant}: {sum(p.numel() for p in model.parameters()):,} parameters on {device} x {group.world}")
     start, rows, running = _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log)
-    net = DistributedDataParallel(model) if group.world > 1 else model
-    bf16 = uses_bf16(tcfg, device)  # autocast of the forward pass; the lift to 3D and the losses stay fp32
 
     # Images and heatmaps (uint8, float16) go to a GPU whole when they fit, so that no batch waits for
     # the host; otherwise they stay memory-mapped and each batch reads its own rows, so memory is
@@ -93,104 +191,70 @@ def train(
     resident = _fits_on(device, images, targets)
     if resident:
         images, targets = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (images, targets))
-    xyz, K, scale = (torch.from_numpy(data.train[key]).to(device) for key in ("xyz", "K", "scale"))
-    batch = tcfg.batch_size // group.world  # this process's share of each global batch
+    labels = tuple(torch.from_numpy(data.train[key]).to(device) for key in ("xyz", "K", "scale"))
     if len(images) < tcfg.batch_size:
         raise ValueError(f"train.batch_size = {tcfg.batch_size} is larger than the {len(images)} training samples")
     # The order is drawn from (seed, epoch), so a resumed run needs no sampler state; with drop_last,
     # global batch k is the same images whatever the number of processes.
     sampler = DistributedSampler(range(len(images)), group.world, group.rank, seed=seed, drop_last=True)
+    batch = tcfg.batch_size // group.world
+
     # The variant's own terms are optimised; every other term is logged too, for comparison across
     # variants, except those whose settings only their own variants carry.
     logged = [t for t, term in TERMS.items() if term.settings is None or t in config.losses]
-    poses = root_relative_in_scale(xyz, xyz[:, ROOT], scale)
+    poses = root_relative_in_scale(labels[0], labels[0][:, ROOT], labels[2])
     settings = {t: term_settings(t, values).fitted(poses) for t, values in config.term_settings.items()}
-    gather = lambda rows: distributed.all_gather(group, rows)  # noqa: E731 (the global batch's rows)
-    steps = len(sampler) // batch  # an epoch's; the incomplete last batch is dropped: BatchNorm needs > 1 sample
-    every = min(RUNNING_EVERY, steps)  # steps per running-loss point: at least one an epoch
-    live = live if group.main else None
-    run = f"seed{seed}"
-    if live is not None:  # a resumed run's curves so far (each curve is its own file: order within a step is free)
-        for point in running:
-            live.log(point["step"], {RUNNING: point[RUNNING]}, run)
-        for row in rows:
-            live.log(row["epoch"] * steps, row, run, latest={"seed": seed, "epoch": row["epoch"]})
+    net = DistributedDataParallel(model) if group.world > 1 else model
+    steps = len(sampler) // batch  # the incomplete last batch is dropped: BatchNorm needs > 1 sample
+    return Run(
+        model, net, optimizer, device, group, uses_bf16(tcfg, device), images, targets, resident, labels, sampler,
+        batch, steps, min(RUNNING_EVERY, steps), lambda rows: distributed.all_gather(group, rows),
+        logged, settings, start, rows, running,
+    )  # fmt: skip
 
-    for epoch in range(start, tcfg.epochs):
-        # This epoch's lr and weights (a term's settings may schedule its weight).
-        lr = learning_rate(tcfg, epoch)
-        for param_group in optimizer.param_groups:
-            param_group["lr"] = lr
-        weights = {
-            t: w * settings[t].weight_factor(epoch, tcfg.epochs) if t in settings else w
-            for t, w in config.losses.items()
-        }
-        net.train()
-        sums = dict.fromkeys(("loss", *logged), 0.0)  # device tensors after the first step: no sync per step
-        sampler.set_epoch(epoch)
-        order = np.fromiter(sampler, np.int64)
-        order_on_device = torch.from_numpy(order).to(device)  # one copy an epoch, not one a step
-        window = torch.zeros((), device=device)  # the loss summed since the last running-loss point
-        check = DivergenceCheck(
-            lambda at, epoch=epoch, steps=steps: f"{name} seed {seed}: training diverged at epoch {epoch + 1}, "
-            f"step {at + 1}/{steps}",
-            f"lower train.lr or the loss weights (the checkpoint, if any, holds epoch {epoch} of the run and is "
-            "refused as unfinished)", device, group,
-        )  # fmt: skip
-        tic = time.perf_counter()
-        shown, desc = progress and group.main, f"{name} epoch {epoch + 1}/{tcfg.epochs}"
-        bar = tqdm(range(steps), desc=desc, disable=not shown, leave=False, mininterval=1.0)  # DVC logs keep redraws
-        for step in bar:
-            # One batch: its rows of the memory maps, the network's forward pass, one step on its losses.
-            idx = order_on_device[step * batch : (step + 1) * batch]
-            if resident:
-                image, target = images[idx], targets[idx].float()
-            else:
-                picked = order[step * batch : (step + 1) * batch]
-                image = torch.from_numpy(images[picked]).to(device, non_blocking=True)
-                target = torch.from_numpy(targets[picked]).to(device, non_blocking=True).float()
-            root = xyz[idx, ROOT]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = net(to_input(image, tcfg.channels_last), K[idx], root[:, 2], scale[idx])
-            pose, true_pose = (root_relative_in_scale(p, root, scale[idx]) for p in (out["xyz"], xyz[idx]))
-            batch_of = Batch(pose, true_pose, out["heatmaps"], target, gather)
-            loss, terms = train_step(optimizer, batch_of, weights, logged, settings, check, step)
-            sums["loss"] = sums["loss"] + loss.detach()
-            for term, value in terms.items():
-                sums[term] = sums[term] + value.detach()
-            window = window + loss.detach()
-            if (step + 1) % every == 0:  # this process's share of the batch; a host sync per point
-                running.append({"step": epoch * steps + step + 1, RUNNING: float(window) / every})
-                window = torch.zeros_like(window)
-                if live is not None:
-                    live.log(running[-1]["step"], {RUNNING: running[-1][RUNNING]}, run)
-            if progress and group.main and step % 25 == 0:  # reading the loss waits for the device
-                bar.set_postfix(loss=f"{float(sums['loss']) / (step + 1):.3g}", refresh=False)
-        check.confirm()  # before anything of this epoch is kept
-        seconds = time.perf_counter() - tic
 
-        # The epoch's log row (mean terms, the test split's error) and the checkpoint to resume from.
-        distributed.broadcast_from_main(group, list(model.buffers()))  # BatchNorm statistics: rank 0's
-        mean = {k: float(distributed.all_sum(group, v)) / group.world / steps for k, v in sums.items()}
-        rows.append({
-            "epoch": epoch + 1,
-            "lr": lr,
-            **{f"lambda_{t}": weights.get(t, 0.0) for t, term in TERMS.items() if term.settings is not None},
-            **{("loss" if k == "loss" else f"loss_{k}"): v for k, v in mean.items()},
-            "test_pose_error_mm": _test_error(model, data.test, group, tcfg.channels_last),
-        })  # fmt: skip
-        # Timings vary from run to run, so they stay out of the log, the checkpoint and the metrics.
-        timings.append({"epoch": epoch + 1, "seconds": seconds, "samples_per_s": steps * tcfg.batch_size / seconds})
-        log(f"{name} epoch {epoch + 1}: loss {rows[-1]['loss']:.4g}, test pose error "
-            f"{rows[-1]['test_pose_error_mm']:.2f} mm, {timings[-1]['samples_per_s']:.0f} samples/s")  # fmt: skip
-        if group.main:
-            save_checkpoint(model_path, config, image_size, seed=seed, model=model.state_dict(),
-                            optimizer=optimizer.state_dict(), epoch=epoch, log=rows, running=running,
-                            rng=torch.get_rng_state(), inputs=inputs)  # fmt: skip
-        if live is not None:
-            live.log((epoch + 1) * steps, rows[-1], run, latest={"seed": seed, "epoch": epoch + 1})
-        distributed.barrier(group)  # no rank runs ahead of the checkpoint it would resume from
-    return model
+def _log_row(
+    r: Run, epoch: int, lr: float, weights: dict[str, float], sums: dict, test_split: dict, channels_last: bool
+) -> dict:
+    """An epoch's row of the log: its lr and scheduled weights, each term's mean over the epoch's steps
+    and processes, and the test pose error (with rank 0's BatchNorm statistics on every rank)."""
+    distributed.broadcast_from_main(r.group, list(r.model.buffers()))
+    mean = {k: float(distributed.all_sum(r.group, v)) / r.group.world / r.steps for k, v in sums.items()}
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        **{f"lambda_{t}": weights.get(t, 0.0) for t, term in TERMS.items() if term.settings is not None},
+        **{("loss" if k == "loss" else f"loss_{k}"): v for k, v in mean.items()},
+        "test_pose_error_mm": _test_error(r.model, test_split, r.group, channels_last),
+    }
+
+
+def _replay(live: TrainingLog | None, run: str, seed: int, r: Run) -> None:
+    """A resumed run's curves so far (each curve is its own file: order within a step is free)."""
+    if live is None:
+        return
+    for point in r.running:
+        live.log(point["step"], {RUNNING: point[RUNNING]}, run)
+    for row in r.rows:
+        live.log(row["epoch"] * r.steps, row, run, latest={"seed": seed, "epoch": row["epoch"]})
+
+
+def _divergence_check(name: str, seed: int, epoch: int, r: Run) -> DivergenceCheck:
+    """An epoch's check for a non-finite loss, naming the step it stops at."""
+    return DivergenceCheck(
+        lambda at: f"{name} seed {seed}: training diverged at epoch {epoch + 1}, step {at + 1}/{r.steps}",
+        f"lower train.lr or the loss weights (the checkpoint, if any, holds epoch {epoch} of the run and is "
+        "refused as unfinished)", r.device, r.group,
+    )  # fmt: skip
+
+
+def _batch_rows(r: Run, picked: np.ndarray, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch's images (uint8) and heatmap targets (float32) on the device: indexed on the GPU when
+    resident, else read from the memory maps (`picked`: the same rows, on the host)."""
+    if r.resident:
+        return r.images[idx], r.targets[idx].float()
+    image = torch.from_numpy(r.images[picked]).to(r.device, non_blocking=True)
+    return image, torch.from_numpy(r.targets[picked]).to(r.device, non_blocking=True).float()
 
 
 def _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log) -> tuple[int, list, list]:
