@@ -28,6 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_HOURGLASS = {"features": 16, "stacks": 2, "depth": 4}
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items):
+    """Every test of test_benchmarks.py runs a benchmark script in a process of its own (torch's import and
+    a tiny training or more each): slow, left out of `make test-fast`."""
+    for item in items:
+        if item.path.name == "test_benchmarks.py":
+            item.add_marker(pytest.mark.slow)
+
+
 def tiny_config(variant: str, epochs: int = 2, asm_pca: str = "batch", seed: int | list[int] = 0) -> VariantConfig:
     """One variant of params.yaml at a size that trains in seconds (32 px, 16 features)."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
