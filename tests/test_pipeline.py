@@ -121,12 +121,14 @@ def test_a_typo_fails_at_once_naming_the_key(workspace, override, key):
 def test_stages_run_the_checkouts_own_code_not_the_installed_copy(workspace):
     # `dvc exp run --temp` and queued experiments run in another folder; an editable install points
     # back at the workspace, so dvc.yaml runs `python -m handpose` with the checkout's src/ first.
+    # Every stage runs ${handpose} (dvc.yaml's vars); configure is the quickest of them to rerun.
     repo = workspace
-    report = repo / "src" / "handpose" / "report.py"
-    report.write_text(report.read_text() + '\nPath("ran-this-checkouts-report").write_text("")\n')
-    run(["dvc", "repro", "report"], repo)
-    assert (repo / "ran-this-checkouts-report").exists()
-    assert not (ROOT / "ran-this-checkouts-report").exists()
+    configure = repo / "src" / "handpose" / "configure.py"
+    marker = "ran-this-checkouts-configure"
+    configure.write_text(configure.read_text() + f'\nfrom pathlib import Path\nPath("{marker}").write_text("")\n')
+    run(["dvc", "repro", "configure"], repo)
+    assert (repo / marker).exists()
+    assert not (ROOT / marker).exists()
 
 
 @pytest.fixture(scope="module")
