@@ -1,9 +1,10 @@
-# `make repro` runs the pipeline, `make test` the tests; both set up .venv first (idempotent).
+# `make repro` runs the pipeline, `make test` the tests (`make test-fast`: all but the slow ones); each sets up
+# .venv first (idempotent).
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup repro test lint compare study paper dvc-deps
+.PHONY: setup repro test test-fast lint compare study paper dvc-deps
 setup: $(VENV)/.installed .dvc/plots/offline.html
 
 # torch first, pinned: the CPU wheel on this machine's disk, not a multi-GB CUDA build.
@@ -43,6 +44,10 @@ study: setup
 
 test: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest
+
+# The edit loop's tier: every test but those marked slow (DVC projects, benchmark scripts, multi-process jobs).
+test-fast: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools

@@ -1,7 +1,8 @@
 """Tiny fixtures built in code: a small synthetic FreiHAND-layout dataset and its split, a tiny
-variant config, and training on them."""
+variant config, and training on them; and the tiny DVC project that the end-to-end tests share."""
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from handpose.heatmaps import gaussian_heatmaps
 from handpose.train import Splits, train
 from handpose.training_log import TrainingLog
 
+from .dvc_project import new_project, run
 from .http_server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,3 +107,41 @@ def server():
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """This project's pipeline at dvc_project.TINY's size after one `dvc repro`, committed: built once a
+    session and shared by every test that only reads it. A test that changes a project (params, code, an
+    experiment, a remote) works on `copy_project(tiny_project, ...)`; at the end of the session this one
+    must still be exactly as committed, with no experiment, or the sharing was unsafe."""
+    repo = new_project(tmp_path_factory.mktemp("tiny_project") / "repo")
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "tiny run"], repo)
+    yield repo
+    # `dvc plots show` renders its figures into dvc_plots/, which no test reads here.
+    changed = run(["git", "status", "--porcelain", "--", ".", ":!dvc_plots"], repo).stdout
+    assert changed == "", f"a test changed the shared tiny_project:\n{changed}"
+    assert run(["git", "for-each-ref", "refs/exps"], repo).stdout == "", "a test ran an experiment in it"
+    assert "up to date" in run(["dvc", "status"], repo).stdout.lower(), "a test changed its DVC outputs"
+
+
+def copy_project(project: Path, repo: Path) -> Path:
+    """A copy of `project` at `repo`: its git history, workspace and DVC cache (a few MB at TINY's size),
+    ready to change; DVC's scratch folder (.dvc/tmp: locks, indexes keyed by the original) stays behind."""
+    shutil.copytree(project, repo, symlinks=True, ignore=lambda folder, names: _dvc_tmp(project, folder, names))
+    return repo
+
+
+def _dvc_tmp(project: Path, folder: str, names: list[str]) -> list[str]:
+    return ["tmp"] if Path(folder) == project / ".dvc" and "tmp" in names else []
+
+
+@pytest.fixture(scope="session")
+def cos_experiment(tiny_project, tmp_path_factory) -> tuple[Path, str]:
+    """A copy of tiny_project after `dvc exp run -S loss.cos=5` in its workspace (which retrains the two
+    variants that use L_cos), and that command's output: the experiment that test_pipeline checks and
+    whose `make compare` table test_pipeline and test_compare read."""
+    repo = copy_project(tiny_project, tmp_path_factory.mktemp("cos_experiment") / "repo")
+    return repo, run(["dvc", "exp", "run", "-S", "loss.cos=5"], repo).stdout

@@ -13,7 +13,8 @@ TINY = {
     "data": {"n_synthetic": 40, "n_train": 24, "n_test": 8},
     "pretrain": {"n_hands": 8, "passes": 2},
     "model": {"input_size": 32, "hourglass": {"features": 16, "stacks": 2, "depth": 4}, "mlp_width": 32},
-    "train": {"epochs": 2},
+    # One thread: a tiny model gains nothing from a second, and two experiments of a queue run side by side.
+    "train": {"epochs": 2, "threads": 1},
 }
 
 

@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Each test runs a benchmark script in a process of its own (torch's import and a tiny training or more).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
 """`make compare` on a tiny project: per variant its pose error and PA-MPJPE (metrics/summary.json) in a
 fresh clone, where every row agrees, and after an experiment, beside the param that changed; nothing else.
-The test runs the Makefile's own target, so the flags live in one place."""
+The test runs the Makefile's own target, so the flags live in one place. Both projects are the session's
+(conftest.py): tiny_project with its four variants (more than one, so each per-variant metric is named
+with its file), and the copy of it after `dvc exp run -S loss.cos=5`."""
 
 import json
 import subprocess
@@ -9,20 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from .dvc_project import ROOT, environment, new_project, run
+from .dvc_project import ROOT, environment, run
 
-VARIANTS = {"baseline": ["hm", "pose", "len", "dir"], "m_cos_1": ["hm", "pose", "len", "dir", "cos"]}
+pytestmark = pytest.mark.slow  # reads the session's tiny project and its experiment, built by DVC
 
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """Two variants (enough that each per-variant metric is named with its file, as with four), after one
-    `dvc repro`, committed."""
-    repo = new_project(tmp_path_factory.mktemp("compare") / "repo", {"variants": VARIANTS})
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "tiny run"], repo)
-    return repo
+VARIANTS = {"baseline", "m_cos_1", "m_cos_2", "m_asm"}  # tiny_project's: params.yaml's own
 
 
 def compare(repo: Path) -> tuple[list[str], list[list[str]]]:
@@ -52,10 +45,10 @@ def assert_numbers(header: list[str], rows: list[list[str]], columns: list[str])
             assert float(cells[column]) > 0, (column, row)
 
 
-def test_a_fresh_clone_shows_every_variants_pose_error_and_pa_mpjpe(project, tmp_path):
+def test_a_fresh_clone_shows_every_variants_pose_error_and_pa_mpjpe(tiny_project, tmp_path):
     # One commit and no experiments: every column agrees between workspace and HEAD.
     clone = tmp_path / "clone"
-    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    run(["git", "clone", "-q", str(tiny_project), str(clone)], tmp_path)
     header, rows = compare(clone)
     columns = summary_columns(clone)
     assert header == ["Experiment", *columns]  # no params (none differ), no per-variant details, no deps
@@ -63,8 +56,8 @@ def test_a_fresh_clone_shows_every_variants_pose_error_and_pa_mpjpe(project, tmp
     assert_numbers(header, rows, columns)
 
 
-def test_after_an_experiment_the_changed_param_joins_them(project):
-    run(["dvc", "exp", "run", "-S", "loss.cos=5"], project)  # retrains m_cos_1 only
+def test_after_an_experiment_the_changed_param_joins_them(cos_experiment):
+    project, _ = cos_experiment  # `dvc exp run -S loss.cos=5`: retrains m_cos_1 and m_cos_2 only
     header, rows = compare(project)
     columns = summary_columns(project)
     assert header == ["Experiment", *columns, "loss.cos"]  # not loss.pose: it did not change

@@ -163,6 +163,7 @@ def test_only_rank_0_writes_files(job, tmp_path) -> None:
     assert {"seed0.pt", "t.json"} | curves <= written
 
 
+@pytest.mark.slow  # two torchrun launchers and their workers at once
 def test_two_nodes_of_one_process_train_as_one_job(job, two_processes, tmp_path) -> None:
     out, port = tmp_path / "nodes", free_port()
     nodes = [
@@ -186,6 +187,7 @@ def test_two_nodes_of_one_process_train_as_one_job(job, two_processes, tmp_path)
         assert torch.equal(weights(out)[key], value), key
 
 
+@pytest.mark.slow  # three two-process jobs of 12 epochs
 def test_a_killed_job_resumes_to_the_uninterrupted_result(job, tmp_path) -> None:
     whole, out = tmp_path / "whole", tmp_path / "killed"
     run([sys.executable, "-m", "handpose", *train_args(job, whole, nproc=2, epochs=12)])

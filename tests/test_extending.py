@@ -14,7 +14,10 @@ import yaml
 from handpose.checkpoints import load_checkpoint
 from handpose.training_log import read_curves
 
-from .dvc_project import new_project, run
+from .conftest import copy_project
+from .dvc_project import run
+
+pytestmark = pytest.mark.slow  # two DVC runs of a tiny project
 
 # Edit 1 of 2: the new term, appended to losses.py exactly as the README shows.
 TIP_TERM = """
@@ -59,14 +62,15 @@ VARIANTS = {"m_cos_2": ["hm", "pose", "cos"], "m_tip": ["hm", "pose", "tip"]}
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A tiny project with the new term (two edits), run with `dvc repro`, then the new backbone (one new
-    file) run as an experiment."""
-    repo = new_project(tmp_path_factory.mktemp("extend") / "repo", {"variants": VARIANTS})
+def project(tiny_project, tmp_path_factory) -> Path:
+    """A tiny project (a copy of the session's tiny_project, committed after `dvc repro`) given the new term
+    (two edits) and run with `dvc repro`; then the new backbone (one new file) run as an experiment."""
+    repo = copy_project(tiny_project, tmp_path_factory.mktemp("extend") / "repo")
     losses = repo / "src" / "handpose" / "losses.py"
     losses.write_text(losses.read_text() + TIP_TERM)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["loss"]["tip"] = 1.0  # edit 2 (with the variant m_tip above, in the same file)
+    params["loss"]["tip"] = 1.0  # edit 2, with the variant m_tip in the same file
+    params["variants"] = VARIANTS  # m_tip beside one of the four it had: two trainings a run, not five
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)

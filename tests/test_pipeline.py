@@ -14,21 +14,25 @@ import pytest
 from handpose.data.convert import convert
 from handpose.training_log import read_curves
 
-from .conftest import IMAGES, write_labelled_photos
-from .dvc_project import ROOT, new_project, run
+from .conftest import IMAGES, copy_project, write_labelled_photos
+from .dvc_project import ROOT, run
+
+pytestmark = pytest.mark.slow  # DVC runs on the session's tiny project and copies of it
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A fresh repo holding this project's pipeline, with tiny params, after one `dvc repro`."""
-    repo = new_project(tmp_path_factory.mktemp("repo"))
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "tiny run"], repo)
-    shutil.copytree(repo, repo.parent / "pristine", symlinks=True)  # before the tests below change it
-    return repo
+@pytest.fixture
+def project(tiny_project) -> Path:
+    """A fresh repo holding this project's pipeline, with tiny params, after one `dvc repro`: the session's
+    shared tiny_project (conftest.py), which the tests that take it only read."""
+    return tiny_project
+
+
+@pytest.fixture
+def workspace(tiny_project, tmp_path) -> Path:
+    """A copy of tiny_project for one test to change."""
+    return copy_project(tiny_project, tmp_path / "repo")
 
 
 VARIANTS = ("baseline", "m_cos_1", "m_cos_2", "m_asm")
@@ -95,9 +99,8 @@ def test_the_pretraining_chart_shows_the_held_out_2d_error(project):
     assert all(float(row["held_out_uv_error_px"]) > 0 for row in rows)
 
 
-def test_experiment_on_loss_cos_retrains_only_the_cos_variants(project):
-    result = run(["dvc", "exp", "run", "-S", "loss.cos=5"], project)
-    out = result.stdout
+def test_experiment_on_loss_cos_retrains_only_the_cos_variants(cos_experiment):
+    project, out = cos_experiment  # `dvc exp run -S loss.cos=5` in a copy of tiny_project (conftest.py)
     for variant in ("m_cos_1", "m_cos_2"):
         assert f"Running stage 'train@{variant}'" in out
     for variant in ("baseline", "m_asm"):
@@ -109,30 +112,30 @@ def test_experiment_on_loss_cos_retrains_only_the_cos_variants(project):
 
 
 @pytest.mark.parametrize("override, key", [("loss.coss=5", "loss.coss"), ("loss.cos=abc", "loss.cos")])
-def test_a_typo_fails_at_once_naming_the_key(project, override, key):
-    result = run(["dvc", "exp", "run", "-S", override], project, check=False)
+def test_a_typo_fails_at_once_naming_the_key(workspace, override, key):
+    result = run(["dvc", "exp", "run", "-S", override], workspace, check=False)
     assert result.returncode != 0
     assert key in result.stdout + result.stderr
 
 
-def test_stages_run_the_checkouts_own_code_not_the_installed_copy(project, tmp_path):
+def test_stages_run_the_checkouts_own_code_not_the_installed_copy(workspace):
     # `dvc exp run --temp` and queued experiments run in another folder; an editable install points
     # back at the workspace, so dvc.yaml runs `python -m handpose` with the checkout's src/ first.
-    repo = tmp_path / "repo"
-    shutil.copytree(project.parent / "pristine", repo, symlinks=True)
-    report = repo / "src" / "handpose" / "report.py"
-    report.write_text(report.read_text() + '\nPath("ran-this-checkouts-report").write_text("")\n')
-    run(["dvc", "repro", "report"], repo)
-    assert (repo / "ran-this-checkouts-report").exists()
-    assert not (ROOT / "ran-this-checkouts-report").exists()
+    # Every stage runs ${handpose} (dvc.yaml's vars); configure is the quickest of them to rerun.
+    repo = workspace
+    configure = repo / "src" / "handpose" / "configure.py"
+    marker = "ran-this-checkouts-configure"
+    configure.write_text(configure.read_text() + f'\nfrom pathlib import Path\nPath("{marker}").write_text("")\n')
+    run(["dvc", "repro", "configure"], repo)
+    assert (repo / marker).exists()
+    assert not (ROOT / marker).exists()
 
 
 @pytest.fixture(scope="module")
-def five_variants(project, tmp_path_factory) -> Path:
+def five_variants(tiny_project, tmp_path_factory) -> Path:
     """A copy of the project where params.yaml gained one line, `m_new: [hm, pose, cos, len]`, and nothing
     else changed; after `dvc repro`."""
-    repo = tmp_path_factory.mktemp("five") / "repo"
-    shutil.copytree(project.parent / "pristine", repo, symlinks=True)
+    repo = copy_project(tiny_project, tmp_path_factory.mktemp("five") / "repo")
     text = (repo / "params.yaml").read_text()
     assert "variants:\n" in text
     (repo / "params.yaml").write_text(text.replace("variants:\n", "variants:\n  m_new: [hm, pose, cos, len]\n", 1))
@@ -193,9 +196,10 @@ def test_plots_page_draws_every_chart_offline(five_variants, command, tmp_path):
     assert dom.count('class="marks"') == charts, dom[-2000:]
 
 
-def test_make_compare_fits_a_200_column_terminal(project):
-    # After test_experiment_on_loss_cos...: the workspace and that experiment differ in loss.cos.
-    run(["git", "checkout", "--", "params.yaml"], project)  # the typo tests leave a failed run's params
+def test_make_compare_fits_a_200_column_terminal(cos_experiment):
+    # After `dvc exp run -S loss.cos=5` (test_experiment_on_loss_cos...): HEAD and the experiment differ in
+    # loss.cos. Only read: test_compare reads the same table.
+    project, _ = cos_experiment
     env_bin = Path(sys.executable).parent
     result = subprocess.run(
         ["make", "-s", "-f", str(ROOT / "Makefile"), "compare", f"BIN={env_bin}"],
@@ -211,10 +215,10 @@ def test_make_compare_fits_a_200_column_terminal(project):
     assert max(len(line) for line in table.splitlines()) <= 200
 
 
-def test_make_study_writes_mean_and_sd_over_seeds(project):
+def test_make_study_writes_mean_and_sd_over_seeds(workspace):
+    project = workspace
     venv = Path(sys.executable).parent.parent  # this environment, taken as set up (-o: don't remake it)
     env_bin = venv / "bin"
-    run(["git", "checkout", "--", "params.yaml"], project)
     make = ["make", "-s", "-f", str(ROOT / "Makefile"), "-o", f"{venv}/.installed", "-o", ".dvc/plots/offline.html"]
     result = subprocess.run(
         [*make, "study", f"VENV={venv}", "STUDY_SEEDS=[0,1]"],
@@ -232,10 +236,9 @@ def test_make_study_writes_mean_and_sd_over_seeds(project):
 
 
 @pytest.fixture(scope="module")
-def with_photos(project, tiny_dataset, tmp_path_factory) -> Path:
+def with_photos(tiny_project, tiny_dataset, tmp_path_factory) -> Path:
     """A copy of the project given an extra test set of left-hand photos in params.yaml; after `dvc repro`."""
-    repo = tmp_path_factory.mktemp("photos") / "repo"
-    shutil.copytree(project.parent / "pristine", repo, symlinks=True)
+    repo = copy_project(tiny_project, tmp_path_factory.mktemp("photos") / "repo")
     photos = write_labelled_photos(tiny_dataset, tmp_path_factory.mktemp("photos_in") / "photos", "left")
     convert(photos, photos / "labels.json", repo / "data" / "raw" / "photos", progress=False)
     text = (repo / "params.yaml").read_text()

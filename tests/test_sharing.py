@@ -7,22 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from .dvc_project import new_project, run
+from .conftest import copy_project
+from .dvc_project import run
 
-# Two variants keep this quick; m_cos_2 is the one a grid over loss.cos retrains.
-VARIANTS = {"baseline": ["hm", "pose", "len", "dir"], "m_cos_2": ["hm", "pose", "cos"]}
+pytestmark = pytest.mark.slow  # a DVC queue, remotes and experiments
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A committed tiny project after `dvc repro`, its outputs pushed to a local DVC remote, and its git
-    history pushed to a local bare repository (`origin`)."""
+def project(tiny_project, tmp_path_factory) -> Path:
+    """A committed tiny project after `dvc repro` (a copy of the session's tiny_project), its outputs pushed
+    to a local DVC remote, and its git history pushed to a local bare repository (`origin`)."""
     base = tmp_path_factory.mktemp("sharing")
-    repo = new_project(base / "repo", {"variants": VARIANTS})
+    repo = copy_project(tiny_project, base / "repo")
     run(["dvc", "remote", "add", "-d", "shared", str(base / "dvc-remote")], repo)
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "tiny run"], repo)
+    run(["git", "commit", "-qam", "a shared DVC remote"], repo)
     run(["git", "init", "-q", "--bare", str(base / "origin.git")], repo)
     run(["git", "remote", "add", "origin", str(base / "origin.git")], repo)
     run(["git", "push", "-q", "origin", "HEAD:main"], repo)
@@ -43,10 +41,13 @@ def experiments(repo: Path) -> dict[str, dict]:
     return found
 
 
-def test_a_queued_grid_runs_two_at_a_time_and_dvc_exp_show_compares_it(project):
-    for cos in (2, 20):  # one thread each: two trainings on a 2-core machine, not four threads
-        overrides = ["-S", f"loss.cos={cos}", "-S", "train.threads=1"]
-        run(["dvc", "exp", "run", "--queue", "--name", f"cos{cos}", *overrides], project)
+@pytest.fixture(scope="module")
+def grid(project) -> Path:
+    """`project` after a grid over loss.asm (50 and 200) was queued and run two at a time (`dvc queue start
+    -j 2`): experiments asm50 and asm200, each retraining m_asm, the one variant that weighs L_asm (TINY
+    trains on one thread, so the two run side by side on a 2-core machine, not four threads)."""
+    for weight in (50, 200):
+        run(["dvc", "exp", "run", "--queue", "--name", f"asm{weight}", "-S", f"loss.asm={weight}"], project)
     run(["dvc", "queue", "start", "-j", "2"], project)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -54,11 +55,16 @@ def test_a_queued_grid_runs_two_at_a_time_and_dvc_exp_show_compares_it(project):
         if "Queued" not in status and "Running" not in status:
             break
         time.sleep(2)
-    assert "Failed" not in status, run(["dvc", "queue", "logs", "cos2"], project, check=False).stdout
-    shown = experiments(project)
-    assert {"cos2", "cos20"} <= set(shown), shown
-    assert shown["cos2"]["m_cos_2"] != shown["cos20"]["m_cos_2"]  # the grid's axis changed the result
-    assert shown["cos2"]["baseline"] == shown["cos20"]["baseline"]  # and nothing else
+    assert "Failed" not in status, run(["dvc", "queue", "logs", "asm50"], project, check=False).stdout
+    return project
+
+
+def test_a_queued_grid_runs_two_at_a_time_and_dvc_exp_show_compares_it(grid):
+    shown = experiments(grid)
+    assert {"asm50", "asm200"} <= set(shown), shown
+    assert shown["asm50"]["m_asm"] != shown["asm200"]["m_asm"]  # the grid's axis changed the result
+    for variant in ("baseline", "m_cos_1", "m_cos_2"):  # and nothing else
+        assert shown["asm50"][variant] == shown["asm200"][variant], variant
 
 
 def test_a_second_machine_pulls_the_data_and_models_and_has_nothing_to_rerun(project, tmp_path):
@@ -73,16 +79,18 @@ def test_a_second_machine_pulls_the_data_and_models_and_has_nothing_to_rerun(pro
     assert run(["dvc", "status"], clone).stdout.strip().endswith("Data and pipelines are up to date.")
 
 
-def test_an_experiment_crosses_machines_with_exp_push_and_pull(project, tmp_path):
-    run(["dvc", "exp", "run", "--name", "cos5", "-S", "loss.cos=5"], project)
-    run(["dvc", "exp", "push", "origin", "cos5"], project)  # its git ref to origin, its outputs to the DVC remote
+def test_an_experiment_crosses_machines_with_exp_push_and_pull(grid, tmp_path):
+    project = grid  # its experiment asm50, run by the queue
+    run(["dvc", "exp", "push", "origin", "asm50"], project)  # its git ref to origin, its outputs to the DVC remote
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", "-b", "main", str(project.parent / "origin.git"), str(clone)], tmp_path)
-    run(["dvc", "exp", "pull", "origin", "cos5"], clone)
-    assert experiments(clone)["cos5"] == experiments(project)["cos5"]
-    run(["dvc", "exp", "apply", "cos5"], clone)
+    run(["dvc", "exp", "pull", "origin", "asm50"], clone)
+    assert set(experiments(clone)) == {"asm50"}  # the one pushed, not asm200
+    assert experiments(clone)["asm50"] == experiments(project)["asm50"]
+    run(["dvc", "exp", "apply", "asm50"], clone)
     run(["dvc", "checkout", "-q"], clone)
-    model = "models/m_cos_2/seed0.pt"
-    run(["dvc", "exp", "apply", "cos5"], project)
+    model = "models/m_asm/seed0.pt"
+    assert (clone / model).read_bytes() != (project / model).read_bytes()  # the clone holds asm50's model
+    run(["dvc", "exp", "apply", "asm50"], project)
     assert (clone / model).read_bytes() == (project / model).read_bytes()
-    assert (clone / "metrics" / "m_cos_2.json").read_text() == (project / "metrics" / "m_cos_2.json").read_text()
+    assert (clone / "metrics" / "m_asm.json").read_text() == (project / "metrics" / "m_asm.json").read_text()
