@@ -17,10 +17,10 @@ NOT_YET = torch.iinfo(torch.int64).max  # no step has diverged
 
 class FlatRMSprop(torch.optim.RMSprop):
     """RMSprop over one flat buffer that holds every parameter of `module`, and one that holds every
-    gradient. Its update is a few kernels over the whole model, not a few per tensor (~270 of them: on
-    a CPU, foreach updates still loop over the tensors), ~8% of a CPU step at the default size
-    (docs/benchmarks.md). Element by element it is the same arithmetic, so the weights are bit for bit
-    those of per-tensor RMSprop. Build it once the module is on its device and in its memory format:
+    gradient. Its update is a few kernels over the whole model, not a few per tensor (274 at the default
+    size: on a CPU, foreach updates still loop over the tensors); what that buys is measured in
+    docs/benchmarks.md (Optimiser). Element by element it is the same arithmetic, so the weights are bit
+    for bit those of per-tensor RMSprop. Build it once the module is on its device and in its memory format:
     moving the module later would give it parameters that the buffer no longer holds."""
 
     def __init__(self, module: nn.Module, lr: float):
