@@ -40,6 +40,7 @@ study: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run --temp --force --name seeds -S 'train.seed=$(STUDY_SEEDS)'
 	mkdir -p docs
 	git show "$$(git for-each-ref --sort=-creatordate --count=1 --format='%(refname)' 'refs/exps/*/*/seeds')":metrics/summary.md > docs/study.md
+	sed -i.bak '1s/^# Results$$/# Study: every variant over seeds $(STUDY_SEEDS)/' docs/study.md && rm docs/study.md.bak
 	@cat docs/study.md
 
 test: setup

@@ -229,6 +229,7 @@ def test_make_study_writes_mean_and_sd_over_seeds(workspace):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = (project / "docs" / "study.md").read_text()
+    assert table.startswith("# Study: every variant over seeds [0,1]\n")  # not "# Results", results.md's title
     for variant in VARIANTS:
         row = next(line for line in table.splitlines() if line.startswith(f"| {variant} |"))
         assert "±" in row and "(2 seeds)" in row
