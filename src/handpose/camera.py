@@ -5,19 +5,29 @@ Works on numpy arrays and torch tensors alike (batched, last dims 21x3 / 3x3).
 
 from __future__ import annotations
 
-from typing import TypeVar
+import sys
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
 
-Array = TypeVar("Array", np.ndarray, torch.Tensor)
+if TYPE_CHECKING:
+    import torch
+
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
 
 FRAME_SIZE = 224  # px, FreiHAND's square image size: the frame every image is seen in
 PRINCIPAL_POINT = (112.0, 112.0)  # px, FreiHAND's optical centre: the middle of the frame
 
 
+def _torch_of(x: Array):
+    """torch, if `x` is a tensor (then torch is loaded); else None. The numpy-only stages (data, split)
+    never import torch for this module: its import is most of their start-up time."""
+    torch = sys.modules.get("torch")
+    return torch if torch is not None and isinstance(x, torch.Tensor) else None
+
+
 def _inverse(K: Array) -> Array:
-    return torch.linalg.inv(K) if isinstance(K, torch.Tensor) else np.linalg.inv(K)
+    return torch.linalg.inv(K) if (torch := _torch_of(K)) else np.linalg.inv(K)
 
 
 def intrinsics(fx: float | np.ndarray, fy: float | np.ndarray, cx: float, cy: float) -> np.ndarray:
@@ -37,7 +47,7 @@ def project(xyz: Array, K: Array) -> Array:
 def lift(uv: Array, depth: Array, K: Array) -> Array:
     """Pixels (..., J, 2) at camera-space depths (..., J) -> points (..., J, 3): K^-1 [u, v, 1] * z."""
     ones = uv[..., :1] * 0 + 1
-    uv1 = torch.cat([uv, ones], -1) if isinstance(uv, torch.Tensor) else np.concatenate([uv, ones], -1)
+    uv1 = torch.cat([uv, ones], -1) if (torch := _torch_of(uv)) else np.concatenate([uv, ones], -1)
     rays = uv1 @ _inverse(K).swapaxes(-1, -2)
     return rays * depth[..., None]
 
