@@ -21,7 +21,11 @@ from handpose.data.synthetic.poses import (
     CLOSE_SPAN,
     DEPTH_RANGE,
     FOCAL_RANGE,
+    PALM_SHARE,
+    PHOTO_TILT_DEG,
+    PHOTOGRAPHED_SHARE,
     SIZE_RANGE,
+    hand_rotation,
 )
 from handpose.skeleton import BONES, SCALE_BONE
 
@@ -29,6 +33,19 @@ from handpose.skeleton import BONES, SCALE_BONE
 @pytest.fixture(scope="module")
 def samples() -> list[Sample]:
     return [render_sample(np.random.default_rng([11, i])) for i in range(60)]
+
+
+def test_hand_rotation_holds_most_hands_up_to_the_camera() -> None:
+    rng = np.random.default_rng(0)
+    n = 4000
+    R = np.stack([hand_rotation(rng) for _ in range(n)])
+    assert np.allclose(R @ R.transpose(0, 2, 1), np.eye(3), atol=1e-9) and np.allclose(np.linalg.det(R), 1.0)
+    # Palm towards the camera (the palmar axis, hand +z, within the tilt of camera -z): every photographed
+    # palm, plus the uniform views that happen to land in that cap.
+    cap = 1 - np.cos(np.radians(PHOTO_TILT_DEG))
+    palm = np.mean(R[:, 2, 2] <= -np.cos(np.radians(PHOTO_TILT_DEG)) + 1e-9)
+    expected = PHOTOGRAPHED_SHARE * PALM_SHARE + (1 - PHOTOGRAPHED_SHARE) * cap / 2
+    assert abs(palm - expected) < 4 * np.sqrt(expected * (1 - expected) / n)  # 4 binomial sd
 
 
 def test_sample_types(samples: list[Sample]) -> None:

@@ -18,6 +18,14 @@ SIZE_RANGE = (0.9, 1.1)  # per-hand size factor applied to every bone
 WIDTH_RANGE = (0.85, 1.2)  # per-hand factor of the fingers' widths (and of the palm's, see render.py)
 BONE_SD_CLIP = 2.0  # bone lengths are mean + sd * N(0,1) clipped to +-2 sd, so no freak fingers
 
+# Views: a share of the hands is seen as photographed (hand_rotation), most of them palm towards the camera
+# (realphotos-dev: 89%), tilted in a random direction by up to PHOTO_TILT_DEG (its angle drawn as a
+# disc's radius), rolled about the lens by a normal angle.
+PHOTOGRAPHED_SHARE = 0.7
+PALM_SHARE = 0.75
+PHOTO_TILT_DEG = 60.0
+PHOTO_ROLL_SD_DEG = 30.0
+
 # Bone lengths in mm, per finger (FINGERS order): wrist->finger base, then the three phalanges.
 BONE_MEAN_MM = np.array(
     [
@@ -163,6 +171,32 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
         ]
     )
+
+
+def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues' rotation by `angle` radians about `axis`."""
+    x, y, z = _unit(axis)
+    cross = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+# The hand frame's axes in camera space for a hand held up, fingers towards the image's top (camera -y),
+# with its palm (hand +z) or its back towards the camera (camera -z). Both are proper rotations.
+_PALM_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
+_BACK_TO_CAMERA = np.diag([-1.0, -1.0, 1.0])
+
+
+def hand_rotation(rng: np.random.Generator) -> np.ndarray:
+    """The hand's orientation in camera space: PHOTOGRAPHED_SHARE of the hands as people hold a hand up to
+    a camera, palm or back towards it and fingers up, the rest uniform over SO(3) so no view goes unseen."""
+    if rng.random() >= PHOTOGRAPHED_SHARE:
+        return random_rotation(rng)
+    facing = _PALM_TO_CAMERA if rng.random() < PALM_SHARE else _BACK_TO_CAMERA
+    azimuth = rng.uniform(0.0, 2 * np.pi)
+    tilt_axis = np.array([np.cos(azimuth), np.sin(azimuth), 0.0])
+    tilt = _axis_angle(tilt_axis, np.radians(PHOTO_TILT_DEG) * np.sqrt(rng.random()))
+    roll = _axis_angle(np.array([0.0, 0.0, 1.0]), np.radians(rng.normal(0.0, PHOTO_ROLL_SD_DEG)))
+    return roll @ tilt @ facing
 
 
 def place_in_view(rng: np.random.Generator, points: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from handpose.camera import FRAME_SIZE, project
 from handpose.data.layout import OBJECT_OCCLUDED, SELF_OCCLUDED
-from handpose.data.synthetic.poses import direction, hand_pose, place_in_view, random_rotation
+from handpose.data.synthetic.poses import direction, hand_pose, hand_rotation, place_in_view
 from handpose.data.synthetic.scenes import background, texture
 from handpose.skeleton import FINGER_JOINTS, FINGERS, NUM_JOINTS
 
@@ -307,7 +307,7 @@ def render_sample(rng: np.random.Generator, look: np.random.Generator | None = N
     look from `look` (default: `rng` itself). One `rng` with several `look`s gives what FreiHAND's
     versions are: the same hand in the same camera, re-coloured over other backgrounds."""
     xyz_mm, radii_mm = hand_pose(rng)
-    R = random_rotation(rng)
+    R = hand_rotation(rng)
     hand = (xyz_mm * 1e-3) @ R.T  # metres, relative to the wrist, camera orientation
     joint_r = np.concatenate([[0.028], radii_mm.reshape(-1) * 1e-3])  # the wrist is as wide as the palm
     wrist, K = place_in_view(rng, hand, joint_r)
