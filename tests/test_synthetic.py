@@ -25,7 +25,9 @@ from handpose.data.synthetic.poses import (
     PHOTO_TILT_DEG,
     PHOTOGRAPHED_SHARE,
     SIZE_RANGE,
+    hand_pose,
     hand_rotation,
+    place_in_view,
 )
 from handpose.skeleton import BONES, SCALE_BONE
 
@@ -81,6 +83,27 @@ def test_camera_and_projection(samples: list[Sample]) -> None:
         spans.append((uv.max(0) - uv.min(0)).max() / FRAME_SIZE)
     # Both framings occur: FreiHAND's (the joints span ~40% of the frame) and close-ups (CLOSE_SPAN of it).
     assert min(spans) < CLOSE_SPAN[0] - 0.1 and max(spans) > CLOSE_SPAN[0]
+
+
+def test_close_ups_span_their_whole_range() -> None:
+    """Close-ups are crops around the hand: the joints' box is centred and spans up to CLOSE_SPAN[1] of the
+    frame, however wide the wrist and the palm are (a crop cuts them; only the joints must be inside)."""
+    rng = np.random.default_rng(3)
+    spans, off_centre = [], []
+    for _ in range(600):
+        xyz_mm, radii_mm = hand_pose(rng)
+        hand = (xyz_mm * 1e-3) @ hand_rotation(rng).T
+        wrist, K = place_in_view(rng, hand, np.concatenate([[0.028], radii_mm.reshape(-1) * 1e-3]))
+        uv = project(hand + wrist, K)
+        assert np.all(uv >= 0) and np.all(uv < FRAME_SIZE)
+        spans.append((uv.max(0) - uv.min(0)).max() / FRAME_SIZE)
+        off_centre.append(np.abs((uv.max(0) + uv.min(0)) / 2 - PRINCIPAL_POINT).max())
+    spans, off_centre = np.array(spans), np.array(off_centre)
+    # The projected box differs from the head-on span by perspective: a tenth of the range is room.
+    top = CLOSE_SPAN[1] - 0.1 * (CLOSE_SPAN[1] - CLOSE_SPAN[0])
+    assert np.mean(spans > top) > 0.02, f"only {np.mean(spans > top):.1%} of hands span more than {top:.2f}"
+    close = spans > CLOSE_SPAN[0]
+    assert np.median(off_centre[close]) < 12, "close-ups are not centred on the joints' box"
 
 
 def test_visible_joints_lie_on_the_mask(samples: list[Sample]) -> None:

@@ -14,6 +14,7 @@ CENTRE_JITTER_PX = 12.0  # sd of the hand centre's offset from the image centre
 CLOSE_SHARE = 0.5
 CLOSE_SPAN = (0.5, 0.85)
 CLOSE_FOCAL_RANGE = (300.0, 1500.0)  # px, what such crops give
+CLOSE_JITTER_PX = 4.0  # sd of the joints' box centre from the image centre in a close-up
 SIZE_RANGE = (0.9, 1.1)  # per-hand size factor applied to every bone
 WIDTH_RANGE = (0.85, 1.2)  # per-hand factor of the fingers' widths (and of the palm's, see render.py)
 BONE_SD_CLIP = 2.0  # bone lengths are mean + sd * N(0,1) clipped to +-2 sd, so no freak fingers
@@ -200,26 +201,34 @@ def hand_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def place_in_view(rng: np.random.Generator, points: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pick focal length, wrist depth and wrist pixel so the whole hand lands inside the image.
+    """Pick focal length, wrist depth and wrist pixel so the hand lands inside the image.
 
-    `points` (M, 3) are metres relative to the wrist, `radii` (M,) their half-widths in metres. Most
-    hands are framed as FreiHAND's (FOCAL_RANGE, DEPTH_RANGE); CLOSE_SHARE of them as a crop around the
-    hand, whose joints then span CLOSE_SPAN of the frame. Candidates are drawn in batches and the first
-    that fits is kept (rejection sampling), so the distributions are the requested uniform ones
-    conditioned on the hand fitting. Returns the wrist position (3,) in camera space and K (3, 3).
+    `points` (M, 3) are metres relative to the wrist (the 21 joints first), `radii` (M,) their half-widths
+    in metres. Most hands are framed as FreiHAND's (FOCAL_RANGE, DEPTH_RANGE, the hand's centre near the
+    middle), the whole hand inside. CLOSE_SHARE of them are framed as a crop around the hand: the joints'
+    box is centred and spans CLOSE_SPAN of the frame, and only the joints need be inside (a crop cuts the
+    palm's and the arm's edges). Candidates are drawn in batches and the first that fits is kept
+    (rejection sampling), so the distributions are the requested uniform ones conditioned on the hand
+    fitting. Returns the wrist position (3,) in camera space and K (3, 3).
     """
     margin_px = 3.0
-    centre = points.mean(0)  # FreiHAND's images are crops around the hand: its centre lands near the middle
     close = rng.random() < CLOSE_SHARE
-    span_m = float(np.max(points[:21, :2].max(0) - points[:21, :2].min(0)))  # the joints' extent, seen head on
+    joints = points[:21]
+    low, high = joints.min(0), joints.max(0)
+    span_m = float(np.max(high[:2] - low[:2]))  # the joints' extent, seen head on
+    if close:
+        centre, jitter_px = np.array([*(low[:2] + high[:2]) / 2, joints[:, 2].mean()]), CLOSE_JITTER_PX
+        points, radii = joints, np.zeros(len(joints))
+    else:  # FreiHAND's images are crops around the hand: its centre lands near the middle
+        centre, jitter_px = points.mean(0), CENTRE_JITTER_PX
     while True:
         n = 64
         depth = rng.uniform(*DEPTH_RANGE, n)
         if close:
-            f = np.clip(rng.uniform(*CLOSE_SPAN, n) * FRAME_SIZE * depth / span_m, *CLOSE_FOCAL_RANGE)
+            f = np.clip(rng.uniform(*CLOSE_SPAN, n) * FRAME_SIZE * (depth + centre[2]) / span_m, *CLOSE_FOCAL_RANGE)
         else:
             f = rng.uniform(*FOCAL_RANGE, n)
-        uv = np.asarray(PRINCIPAL_POINT) + rng.normal(0.0, CENTRE_JITTER_PX, (n, 1, 2))
+        uv = np.asarray(PRINCIPAL_POINT) + rng.normal(0.0, jitter_px, (n, 1, 2))
         K = intrinsics(f, f, *PRINCIPAL_POINT)
         wrist = lift(uv, depth[:, None] + centre[2], K) - centre  # (n, 1, 3), wrist at `depth`
         cam = points[None] + wrist
