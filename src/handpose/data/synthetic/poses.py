@@ -46,25 +46,29 @@ BONE_SD_MM = np.array(
         [5.7, 4.2, 2.6, 3.5],
     ]
 )
-# Half-widths (mm) of each finger at its 4 joints, base to tip; the thumb base is the fleshy thenar pad.
+# Half-widths (mm) of each finger at its 4 joints, base to tip: adult fingers are about 18-21 mm wide at the
+# knuckle and 13-15 mm at the tip; the thumb's base is the fleshy thenar pad.
 FINGER_RADIUS_MM = np.array(
     [
-        [13.0, 10.5, 9.5, 8.0],
-        [9.0, 8.2, 7.4, 6.5],
-        [9.2, 8.4, 7.6, 6.6],
-        [8.8, 7.9, 7.2, 6.3],
-        [8.0, 7.0, 6.4, 5.7],
+        [15.0, 12.1, 10.9, 9.2],
+        [10.4, 9.4, 8.5, 7.5],
+        [10.6, 9.7, 8.7, 7.6],
+        [10.1, 9.1, 8.3, 7.2],
+        [9.2, 8.1, 7.4, 6.6],
     ]
 )
 
 # Hand frame: x radial (thumb side), y distal (towards the fingers), z palmar. For a right hand this
 # frame is right-handed (x cross y = z), so any rotation keeps the hand a right hand.
 # Direction of each wrist->finger-base bone as (angle towards the thumb, palmar tilt) in degrees:
-# the metacarpals fan across the palm, the ring and pinky bases sit slightly palmar (the palm's arch).
-_ROOT_DIR_DEG = np.array([[42.0, 28.0], [13.0, 0.0], [1.0, 0.0], [-11.0, 4.0], [-23.0, 9.0]])
+# the metacarpals fan across the palm, the index and little knuckles ~59 mm apart, so that with its edges
+# (render.py) the palm is ~80 mm broad, as adults' are (hand breadth at the metacarpals: 70-75 mm for
+# women, 80-85 mm for men in British and Hong Kong surveys); the ring and pinky bases sit slightly palmar
+# (the palm's arch).
+_ROOT_DIR_DEG = np.array([[42.0, 28.0], [15.0, 0.0], [1.0, 0.0], [-13.0, 4.0], [-27.0, 9.0]])
 # Rest direction of the first moving bone: the fingers continue their metacarpal, the thumb points
 # out to the side and forward, in front of the palm.
-_REST_DIR_DEG = np.array([[50.0, 38.0], [13.0, 0.0], [1.0, 0.0], [-11.0, 4.0], [-23.0, 9.0]])
+_REST_DIR_DEG = np.array([[50.0, 38.0], [15.0, 0.0], [1.0, 0.0], [-13.0, 4.0], [-27.0, 9.0]])
 # Abduction of each finger when the hand is fully spread (degrees, + towards the thumb).
 _SPREAD_DEG = np.array([0.0, 13.0, 0.0, -9.0, -17.0])
 # Flexion limits (degrees) of the three moving joints: MCP/PIP/DIP for fingers, CMC/MCP/IP for the thumb.

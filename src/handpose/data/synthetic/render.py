@@ -23,11 +23,11 @@ from handpose.data.synthetic.poses import direction, hand_pose, hand_rotation, p
 from handpose.data.synthetic.scenes import background, texture
 from handpose.skeleton import FINGER_JOINTS, FINGERS, NUM_JOINTS
 
-# Palm outline in the hand frame (mm); finger-base vertices are filled in from the posed joints.
-_WRIST_ULNAR_MM = np.array([-27.0, 4.0, 4.0])
-_WRIST_RADIAL_MM = np.array([20.0, 4.0, 6.0])
-_KNUCKLE_OUT_MM = 8.0  # the palm reaches this far beyond the index and pinky bases
-_METACARPAL_RADIUS_MM = (13.0, 10.0)  # the palm's thickness about each metacarpal, wrist to knuckle
+# Palm outline in the hand frame (mm): the wrist ~55 mm broad, the palm reaching past the outer knuckles.
+_WRIST_ULNAR_MM = np.array([-31.0, 4.0, 4.0])
+_WRIST_RADIAL_MM = np.array([24.0, 4.0, 6.0])
+_KNUCKLE_OUT_MM = 10.0  # the palm reaches this far beyond the index and pinky bases
+_METACARPAL_RADIUS_MM = (15.0, 12.0)  # the palm's thickness about each metacarpal, wrist to knuckle
 _FOREARM_LENGTH_MM = 220.0
 _FOREARM_RADIUS_MM = (26.0, 34.0)
 _SLEEVE_SHARE = 0.75  # of the hands wear a sleeve over the forearm from this far up it (mm)
