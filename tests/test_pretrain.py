@@ -49,8 +49,11 @@ def test_pretraining_writes_backbone_weights_that_every_variant_loads(tmp_path):
     params = tiny_params(n_hands=16, passes=2, batch_size=8)
     pretrain(params, tmp_path / "pretrain.pt", tmp_path / "live", tmp_path / "t.json", progress=False)
     log = read_curves(tmp_path / "live")
-    assert log.columns.tolist() == ["step", "held_out_uv_error_px", "loss_hm", "samples_seen"]
+    assert log.columns.tolist() == ["step", "held_out_uv_error_px", "loss_hm", "lr", "samples_seen"]
     assert log["step"].tolist() == [1, 2, 3, 4] and log["samples_seen"].tolist() == [8, 16, 24, 32]  # 2 x 2 steps
+    # The lr decays along a cosine from pretrain.lr at the first step towards 0 after the last.
+    lr = params.pretrain.lr
+    np.testing.assert_allclose(log["lr"], [lr, lr * (2 + 2**0.5) / 4, lr / 2, lr * (2 - 2**0.5) / 4], rtol=1e-6)
     assert np.isfinite(log["held_out_uv_error_px"]).all()
     summary = json.loads((tmp_path / "live" / "metrics.json").read_text())  # what `dvc exp show` reads
     assert summary["step"] == 4 and summary["held_out_uv_error_px"] == log["held_out_uv_error_px"].iloc[-1]

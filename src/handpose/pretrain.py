@@ -10,6 +10,7 @@ so a second pass is nearly as good as new hands, and cheaper.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -36,6 +37,11 @@ HELD_OUT = 200  # extra hands, never trained on, that measure the 2D error durin
 EVALUATIONS = 10  # held-out measurements over the run (the log's rows)
 
 
+def cosine_lr(lr: float, step: int, steps: int) -> float:
+    """The lr of step `step` of `steps`: `lr` at the first, decaying along half a cosine towards 0."""
+    return lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+
+
 @torch.no_grad()
 def held_out_uv_error_px(backbone: torch.nn.Module, held_out: dict[str, np.ndarray], channels_last: bool) -> float:
     """Mean 2D joint error (px at 224) of the last stack's soft-argmax on the held-out hands."""
@@ -53,7 +59,7 @@ def pretrain(
 ) -> None:
     """Render `pretrain.n_hands` hands (+ HELD_OUT) with `pretrain.seed`, train the backbone
     `pretrain.passes` passes over them on L_hm, and write its weights to `out` with its log; the
-    held-out 2D error and the mean L_hm are also the curves of the dvclive folder `live_dir`."""
+    held-out 2D error, the mean L_hm and the lr are also the curves of the dvclive folder `live_dir`."""
     cfg, model_cfg, channels_last = params.pretrain, params.model, params.train.channels_last
     device = setup_torch(params.train)
     bf16 = uses_bf16(params.train, device)
@@ -84,6 +90,9 @@ def pretrain(
                     rolls = np.random.default_rng([cfg.seed, pass_index]).uniform(-1, 1, cfg.n_hands)
                     angles = rolls * np.radians(cfg.roll)
                 idx = order[at * cfg.batch_size : (at + 1) * cfg.batch_size]
+                # The lr decays along a cosine to 0 by the last step: a constant lr's last weights swing by
+                # +-6 px on real photos from one held-out measurement to the next (docs/data.md).
+                optimizer.param_groups[0]["lr"] = lr = cosine_lr(cfg.lr, step, steps)
                 image, pose = images[idx], xyz[idx]
                 if cfg.roll:
                     image, pose = roll(image, pose, K[idx], angles[idx])
@@ -104,7 +113,7 @@ def pretrain(
                     error = held_out_uv_error_px(backbone, held_out, channels_last)
                     rows.append({
                         "step": step + 1, "samples_seen": (step + 1) * cfg.batch_size,
-                        "loss_hm": float(total) / (step + 1 - done), "held_out_uv_error_px": error,
+                        "loss_hm": float(total) / (step + 1 - done), "held_out_uv_error_px": error, "lr": lr,
                     })  # fmt: skip
                     live.log(step + 1, {k: v for k, v in rows[-1].items() if k != "step"})
                     tqdm.write(f"pretrain step {step + 1}/{steps}: held-out uv error {error:.2f} px")
