@@ -105,6 +105,7 @@ PARAM_CASES = [  # (dotted key, value; None deletes the key), and what the messa
     ("pretrain.seed", 0, "pretrain.seed: must differ from data.seed"),
     ("pretrain.batch_size", 1, "pretrain.batch_size"),
     ("pretrain.n_hands", -5, "pretrain.n_hands"),
+    ("pretrain.average_from", 1.5, "pretrain.average_from"),
     ("variants.m_new", ["hm", "cosine"], "variants.m_new"),
     ("variants.m_new", [], "variants.m_new"),
     ("variants.../escape", ["hm"], "variants.../escape: not a valid name"),

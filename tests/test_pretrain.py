@@ -13,8 +13,10 @@ from handpose.config import ConfigError, validate
 from handpose.data.freihand import open_freihand
 from handpose.data.images import to_input_size
 from handpose.data.synthetic.arrays import render_arrays
-from handpose.model.pose_net import build_model
-from handpose.pretrain import pretrain
+from handpose.model import build_backbone
+from handpose.model.pose_net import build_model, to_input
+from handpose.pretrain import WeightAverage, pretrain
+from handpose.step import FlatRMSprop
 from handpose.training_log import read_curves
 
 from .conftest import ROOT, tiny_config
@@ -63,6 +65,27 @@ def test_pretraining_writes_backbone_weights_that_every_variant_loads(tmp_path):
     model.backbone.load_state_dict(weights)  # strict: every key and shape fits
     changed = [k for k, v in model.backbone.state_dict().items() if not torch.equal(v, fresh[k])]
     assert changed and all(k in weights for k in changed)
+
+
+def test_the_saved_weights_are_the_mean_of_the_late_ones_with_batchnorm_re_estimated():
+    torch.manual_seed(0)
+    backbone = build_backbone(tiny_params().model)
+    optimizer = FlatRMSprop(backbone, lr=1e-3)
+    weights = optimizer.param_groups[0]["params"][0]
+    average, seen = WeightAverage(optimizer, start=2), []
+    for step in range(5):  # a stand-in for five training steps
+        with torch.no_grad():
+            weights.add_(0.01 * torch.randn_like(weights))
+        seen.append(weights.detach().clone())
+        average.update(step)
+    images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    average.apply(backbone, images, channels_last=False, bf16=False)
+    torch.testing.assert_close(weights.detach(), torch.stack(seen[2:]).mean(0))
+    # BatchNorm's running statistics are now those of the averaged weights on the images: the first
+    # norm's, of the stem's convolution (two batches of 32: the mean of their means is the overall one).
+    with torch.no_grad():
+        stem = backbone.stem[0](to_input(torch.from_numpy(images)))
+    torch.testing.assert_close(backbone.stem[1].body[0].running_mean, stem.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
 
 
 def test_pretrained_weights_for_another_backbone_are_refused_naming_the_setting(tmp_path):

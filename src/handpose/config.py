@@ -95,6 +95,7 @@ class PretrainConfig(Section):
     seed: Int  # the renderer's seed for these hands; must differ from data.seed
     batch_size: BatchSize
     lr: Positive
+    average_from: Annotated[Number, Field(ge=0, le=1)]  # saved: the mean weights from this fraction of the steps
 
 
 class HeatmapConfig(Section):

@@ -35,6 +35,39 @@ from handpose.training_log import TrainingLog
 
 HELD_OUT = 200  # extra hands, never trained on, that measure the 2D error during pretraining
 EVALUATIONS = 10  # held-out measurements over the run (the log's rows)
+BN_IMAGES, BN_BATCH = 2000, 32  # hands that re-estimate BatchNorm's statistics for the averaged weights
+
+
+class WeightAverage:
+    """The running mean of a FlatRMSprop's weights from step `start` on (stochastic weight averaging): one
+    flat buffer beside the optimiser's. The mean of a run's late weights sits in a wider basin than its
+    last weights, and those are what real photos punish (docs/data.md)."""
+
+    def __init__(self, optimizer: FlatRMSprop, start: int):
+        self.weights = optimizer.param_groups[0]["params"][0]
+        self.mean, self.count, self.start = torch.zeros_like(self.weights), 0, start
+
+    def update(self, step: int) -> None:
+        if step >= self.start:
+            self.count += 1
+            self.mean += (self.weights.detach() - self.mean) / self.count
+
+    @torch.no_grad()
+    def apply(self, backbone: torch.nn.Module, images: np.ndarray, channels_last: bool, bf16: bool) -> None:
+        """Put the mean into the backbone and re-estimate its BatchNorm statistics, which the mean's
+        activations no longer match, over `images` (uint8, the input size)."""
+        self.weights.copy_(self.mean)
+        norms = [m for m in backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative mean over the batches below
+        device = self.weights.device
+        for start in range(0, len(images), BN_BATCH):
+            batch = to_input(torch.from_numpy(images[start : start + BN_BATCH]).to(device), channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                backbone(batch)
+        for norm in norms:
+            norm.momentum = 0.1
 
 
 def cosine_lr(lr: float, step: int, steps: int) -> float:
@@ -77,6 +110,7 @@ def pretrain(
             held_out = {key: value[cfg.n_hands :] for key, value in hands.items()}
             images, xyz, K = (hands[key][: cfg.n_hands] for key in ("images", "xyz", "K"))
             optimizer = FlatRMSprop(backbone, lr=cfg.lr)
+            average = WeightAverage(optimizer, int(cfg.average_from * steps))
             shuffle = torch.Generator().manual_seed(cfg.seed)
             every = max(1, steps // EVALUATIONS)
             where = lambda at: f"pretrain: training diverged at step {at + 1}/{steps}"  # noqa: E731
@@ -105,6 +139,9 @@ def pretrain(
                 batch = Batch(heatmaps=heatmaps, true_heatmaps=torch.from_numpy(target).to(device))
                 loss, _ = train_step(optimizer, batch, {"hm": 1.0}, [], {}, check, step)
                 total += loss.detach()  # on the device: no host sync per step
+                average.update(step)
+                if step + 1 == steps and average.count:  # the saved (and last measured) weights: the mean
+                    average.apply(backbone, images[:BN_IMAGES], channels_last, bf16)
                 # Every `every` steps, a log row: the mean L_hm since the last one, and the held-out 2D error.
                 if (step + 1) % every == 0 or step + 1 == steps:
                     check.confirm()
