@@ -9,7 +9,7 @@ from handpose.camera import FRAME_SIZE, project
 from handpose.cli import main
 from handpose.data import layout
 from handpose.data.freihand import open_freihand
-from handpose.predict import frame_intrinsics
+from handpose.predict import SEARCH_ZOOMS, frame_intrinsics
 
 from .conftest import tiny_config, train_tiny
 
@@ -67,13 +67,34 @@ def test_predict_writes_joints_and_overlays(tiny_model, tiny_dataset, tmp_path):
 
 
 def oracle(true_xyz: np.ndarray, peak: float = 0.8):
-    """An `infer` that sees a right hand perfectly: its true joints projected with the frame's K."""
+    """An `infer` that sees a right hand perfectly: its true joints projected with the frame's K, each
+    joint's heatmap peaking at `peak` where it lies inside the frame and at 0 outside it."""
 
     def infer(model, split, with_peaks=False):
         uv = project(true_xyz, split["K"][0].astype(np.float64))
-        return {"uv": uv[None], "xyz": true_xyz[None], "peaks": np.full((1, 21), peak)}
+        inside = ((uv >= 0) & (uv < FRAME_SIZE)).all(-1)
+        return {"uv": uv[None], "xyz": true_xyz[None], "peaks": np.where(inside, peak, 0.0)[None]}
 
     return infer
+
+
+def oracle_search(photo_uv: np.ndarray, photo_shape: tuple[int, int], finds_at: tuple[int, ...] = SEARCH_ZOOMS):
+    """A `locate` that finds the hand's true joints at the zooms `finds_at` of the search, and elsewhere a
+    small hand in the photo's corner farthest from it."""
+    h, w = photo_shape
+    side = max(h, w)
+    corner = np.array([(w - side) // 2, (h - side) // 2])
+    corners = np.array([[40, 40], [w - 40, 40], [40, h - 40], [w - 40, h - 40]])
+    far = corners[np.argmax(np.linalg.norm(corners - photo_uv.mean(0), axis=1))]
+    elsewhere = (photo_uv - photo_uv.mean(0)) * 0.1 + far
+    size_in = tiny_config("m_cos_2").model.input_size
+
+    def locate(backbone, image):
+        size = image.shape[0]
+        uv = photo_uv if size // size_in in finds_at else elsewhere
+        return (uv - corner + 0.5) * size / side - 0.5
+
+    return locate
 
 
 def photo_with_a_hand(tiny_dataset, path, at: tuple[int, int], side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,13 +111,16 @@ def photo_with_a_hand(tiny_dataset, path, at: tuple[int, int], side: int) -> tup
     return K, data.xyz[0].astype(np.float64)
 
 
-@pytest.mark.parametrize("at, side", [((420, 260), 150), ((0, 0), 480)])
+@pytest.mark.parametrize("at, side, finds_at", [((420, 260), 150, (3,)), ((0, 0), 480, (1,)), ((60, 40), 300, (2, 3))])
 def test_two_passes_find_the_hand_and_frame_it_as_in_training(
-    tiny_model, tiny_dataset, tmp_path, monkeypatch, at, side
+    tiny_model, tiny_dataset, tmp_path, monkeypatch, at, side, finds_at
 ):
+    """The search's zooms find the hand at some zooms and something else at the others; the second pass
+    keeps the square it is surest of, the one around the hand."""
     photo = tmp_path / "photo.png"
     K, xyz = photo_with_a_hand(tiny_dataset, photo, at, side)
     monkeypatch.setattr(predict, "infer", oracle(xyz))
+    monkeypatch.setattr(predict, "locate", oracle_search(project(xyz, K), (480, 640), finds_at))
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     (result,) = predict.predict_images(tiny_model, [photo], K=(fx, fy, cx, cy), out=tmp_path / "j.json")
     true_uv = project(xyz, K)
@@ -111,8 +135,9 @@ def test_two_passes_find_the_hand_and_frame_it_as_in_training(
 
 def test_no_hand_found_is_refused_writing_nothing(tiny_model, tiny_dataset, tmp_path, monkeypatch, capsys):
     photo = tmp_path / "photo.png"
-    _, xyz = photo_with_a_hand(tiny_dataset, photo, (0, 0), 100)
+    K, xyz = photo_with_a_hand(tiny_dataset, photo, (0, 0), 100)
     monkeypatch.setattr(predict, "infer", oracle(xyz, peak=0.05))
+    monkeypatch.setattr(predict, "locate", oracle_search(project(xyz, K), (480, 640)))
     args = ["predict", str(photo), "--model", str(tiny_model), "--out", str(tmp_path / "j.json")]
     assert main([*args, "--overlay-dir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

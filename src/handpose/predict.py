@@ -1,9 +1,11 @@
 """Run a trained model on your own images: 21 joints in pixels and millimetres, and an overlay.
 
 The model was trained on hands framed as crops around them, so `predict` frames each photo that way.
-A first pass sees the whole photo (padded to a square, its edges repeated) and finds the hand's joints;
-the second crops a square around their box with the training framing's margin, predicts again, and maps
-the joints back to the photo's pixels. `--box` (a hand's box, from a detector say) skips the first pass.
+A first pass looks for the hand in the whole photo (padded to a square, its edges repeated) at several
+zooms: the backbone is convolutional, so at zoom z a hand 1/z of the photo's side looks as large as the
+hands it was trained on. Each zoom's joints give a square around their box with the training framing's
+margin; the second pass predicts in each, keeps the one it is surest of (its heatmaps' peaks), and maps
+its joints back to the photo's pixels. `--box` (a hand's box, from a detector say) skips the first pass.
 A left hand (`--hand left`) is mirrored into a right one for the model and its joints mirrored back.
 Like the paper's method, lifting to 3D needs the root (wrist) depth and the hand's scale; for your
 images they are assumptions (`--root-depth`, `--scale`), so trust the 2D joints and the 3D shape more
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from handpose.atomic import atomic_path, json_text, write_text
 from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, intrinsics, mirror, mirror_uv, square_to_frame
@@ -26,7 +29,9 @@ from handpose.data.images import to_input_size
 from handpose.data.layout import HANDS
 from handpose.data.synthetic.poses import CLOSE_SPAN
 from handpose.drawing import draw_skeleton
+from handpose.heatmaps import heatmap_to_image, soft_argmax
 from handpose.inference import infer
+from handpose.model.pose_net import to_input
 from handpose.skeleton import JOINT_NAMES
 
 DEFAULT_FOCAL = 480.0  # px in the FreiHAND frame, mid-range of FreiHAND's 375-600
@@ -39,6 +44,8 @@ MIN_SIDE_PX = 16  # a smaller crop holds no hand the model could see
 # peak at 0.18 or more on 95% of real and synthetic hands, but also reach 0.14-0.21 (median) on scenes
 # with no hand: this refuses a photo in which the model sees nothing, not every photo without a hand.
 FOUND_PEAK = 0.15
+# The first pass's zooms of the whole photo: a hand from its full side down to a third of it.
+SEARCH_ZOOMS = (1, 2, 3)
 
 
 def frame_intrinsics(K: np.ndarray | None, x0: int, y0: int, side: int) -> np.ndarray:
@@ -147,14 +154,27 @@ class _Camera:
         self.model, self.model_path, self.size, self.K = model, model_path, size, K
         self.root_depth, self.scale, self.left = root_depth, scale, left
 
+    def search(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """The first pass: per zoom in SEARCH_ZOOMS, the joints (in the photo's pixels) that the backbone
+        finds in the whole photo seen at that zoom of the model's input size."""
+        h, w = rgb.shape[:2]
+        side = max(h, w)
+        x0, y0 = (w - side) // 2, (h - side) // 2
+        square = _square(rgb, x0, y0, side)
+        found = []
+        for zoom in SEARCH_ZOOMS:
+            size = self.size * zoom
+            image = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+            uv = locate(self.model.backbone, image[:, ::-1] if self.left else image)
+            if self.left:
+                uv[:, 0] = size - 1 - uv[:, 0]
+            found.append((uv + 0.5) * side / size - 0.5 + [x0, y0])
+        return found
+
     def see(self, rgb: np.ndarray, x0: int, y0: int, side: int) -> dict:
         """The square (x0, y0, side) of `rgb` (edges repeated beyond it): joints in the photo's pixels,
         3D joints, and the heatmaps' mean peak."""
-        h, w = rgb.shape[:2]
-        pad = [max(0, -y0), max(0, y0 + side - h), max(0, -x0), max(0, x0 + side - w)]
-        padded = cv2.copyMakeBorder(rgb, *pad, cv2.BORDER_REPLICATE)
-        square = padded[y0 + pad[0] : y0 + pad[0] + side, x0 + pad[2] : x0 + pad[2] + side]
-        frame = cv2.resize(square, (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(_square(rgb, x0, y0, side), (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_AREA)
         K = frame_intrinsics(self.K, x0, y0, side)
         xyz = np.array([[[0.0, 0.0, self.root_depth]] * len(JOINT_NAMES)], np.float32)
         if self.left:
@@ -175,6 +195,24 @@ class _Camera:
         return {"uv": uv * side / FRAME_SIZE + [x0, y0], "xyz": joints, "peak": float(pred["peaks"][0].mean())}
 
 
+def _square(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The square (x0, y0, side) of `rgb`, its edges repeated where it reaches beyond them."""
+    h, w = rgb.shape[:2]
+    pad = [max(0, -y0), max(0, y0 + side - h), max(0, -x0), max(0, x0 + side - w)]
+    padded = cv2.copyMakeBorder(rgb, *pad, cv2.BORDER_REPLICATE)
+    return padded[y0 + pad[0] : y0 + pad[0] + side, x0 + pad[2] : x0 + pad[2] + side]
+
+
+@torch.no_grad()
+def locate(backbone: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    """The joints (21, 2) the backbone's last stack finds in an RGB image of any side that is a multiple
+    of the model's input size, in that image's pixels."""
+    backbone.eval()
+    x = to_input(torch.from_numpy(np.ascontiguousarray(image))[None].to(next(backbone.parameters()).device))
+    last = backbone(x)[0][-1].float()
+    return heatmap_to_image(soft_argmax(last), image.shape[0], last.shape[-1])[0].cpu().numpy().astype(np.float64)
+
+
 def framing(uv: np.ndarray) -> tuple[int, int, int]:
     """The square (x0, y0, side) that frames joints `uv` (or a box's corners) as the model was trained."""
     lo, hi = uv.min(0), uv.max(0)
@@ -188,19 +226,16 @@ def _predict_one(
 ) -> dict:
     """One image's result (two passes, or one with `box`), and its overlay written when `overlay_dir` is given."""
     rgb = read_rgb(path)
-    h, w = rgb.shape[:2]
     if box is None:
-        side = max(h, w)
-        first = camera.see(rgb, (w - side) // 2, (h - side) // 2, side)
-        if first["peak"] < FOUND_PEAK:
+        seen = [(camera.see(rgb, *crop), crop) for crop in map(framing, camera.search(rgb))]
+        pred, (x0, y0, side) = max(seen, key=lambda candidate: candidate[0]["peak"])
+        if pred["peak"] < FOUND_PEAK:
             raise ValueError(
-                f"{path}: no hand found (heatmap peak {first['peak']:.2f} < {FOUND_PEAK}); give --box x,y,w,h"
+                f"{path}: no hand found (heatmap peak {pred['peak']:.2f} < {FOUND_PEAK}); give --box x,y,w,h"
             )
-        corners = first["uv"]
     else:
-        corners = np.array([[box[0], box[1]], [box[0] + box[2], box[1] + box[3]]])
-    x0, y0, side = framing(corners)
-    pred = camera.see(rgb, x0, y0, side)
+        x0, y0, side = framing(np.array([[box[0], box[1]], [box[0] + box[2], box[1] + box[3]]]))
+        pred = camera.see(rgb, x0, y0, side)
     result = {
         "image": str(path),
         "model": str(camera.model_path),
