@@ -29,7 +29,7 @@ repro: setup
 # name collides) from --only-changed, so they show even when every row agrees (a fresh clone); the
 # look-ahead leaves out the param loss.pose. Deps are paths: a folder (predictions) or under one.
 EXP_TABLE := --only-changed --keep '(metrics/summary\.json:)?(?!loss\.)[^/:.]+\.(pose|pa)$$' \
-	--drop 'Created|metrics/(?!summary).*|(configs|data|models|predictions|plots|src)(/.*)?$$|paired\..*|held_out_uv_error_px|loss_hm|samples_seen'
+	--drop 'Created|metrics/(?!summary).*|(configs|data|models|predictions|plots|src)(/.*)?$$|paired\..*|held_out_uv_error_px|loss_hm|samples_seen|lr$$'
 compare:
 	PATH="$(abspath $(BIN)):$$PATH" dvc exp show --no-pager $(EXP_TABLE)
 
