@@ -124,7 +124,10 @@ class _Buffers:
         """Depth-test part i's surface (pixels (rows, cols), their depth, normal and position along the
         part) into the buffers, blending with what is there."""
         at, depth, normal, along = surface
-        old_z, old_part = self.depth[at], self.part[at]
+        flat = at[0] * FRAME_SIZE + at[1]  # one index per pixel: gathers and scatters on flat views are cheaper
+        depths, parts, alongs = self.depth.reshape(-1), self.part.reshape(-1), self.along.reshape(-1)  # views
+        normals = self.normal.reshape(-1, 3)
+        old_z, old_part = depths[flat], parts[flat]
         h = np.zeros_like(depth)  # the old surface's weight in a smooth minimum of the two depths
         there = old_part >= 0
         h[there] = np.clip(0.5 + 0.5 * (depth[there] - old_z[there]) / _BLEND_M, 0.0, 1.0)
@@ -133,13 +136,13 @@ class _Buffers:
         write = blend | (depth < old_z)
         n = normal
         if blend.any():
-            n = np.where(blend[:, None], normal * (1 - h[:, None]) + self.normal[at] * h[:, None], normal)
+            n = np.where(blend[:, None], normal * (1 - h[:, None]) + normals[flat] * h[:, None], normal)
             n /= np.maximum(np.sqrt((n * n).sum(-1, keepdims=True)), 1e-9)
-        self.depth[at[0][write], at[1][write]] = z[write]
-        self.normal[at[0][write], at[1][write]] = n[write]
+        depths[flat[write]] = z[write]
+        normals[flat[write]] = n[write]
         own = write & (h < 0.5)
-        self.part[at[0][own], at[1][own]] = i
-        self.along[at[0][own], at[1][own]] = along[own]
+        parts[flat[own]] = i
+        alongs[flat[own]] = along[own]
 
 
 _ROWS, _COLS = np.mgrid[:FRAME_SIZE, :FRAME_SIZE].astype(np.float32)  # each pixel's coordinates
