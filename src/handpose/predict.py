@@ -30,7 +30,7 @@ from handpose.data.layout import HANDS
 from handpose.data.synthetic.poses import CLOSE_SPAN
 from handpose.drawing import draw_skeleton
 from handpose.heatmaps import heatmap_to_image, soft_argmax
-from handpose.inference import infer
+from handpose.inference import FAR_PX, infer
 from handpose.model.pose_net import to_input
 from handpose.skeleton import JOINT_NAMES
 
@@ -166,6 +166,11 @@ class _Camera:
             size = self.size * zoom
             image = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
             uv = locate(self.model.backbone, image[:, ::-1] if self.left else image)
+            if not (np.abs(uv) < FAR_PX).all():  # NaN compares False
+                raise ValueError(
+                    f"{self.model_path}: the model finds non-finite or absurd joints in the photo; "
+                    "its weights are not those of a trained model"
+                )
             if self.left:
                 uv[:, 0] = size - 1 - uv[:, 0]
             found.append((uv + 0.5) * side / size - 0.5 + [x0, y0])
