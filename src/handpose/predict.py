@@ -29,9 +29,8 @@ from handpose.data.images import to_input_size
 from handpose.data.layout import HANDS
 from handpose.data.synthetic.poses import CLOSE_SPAN
 from handpose.drawing import draw_skeleton
-from handpose.heatmaps import heatmap_to_image, soft_argmax
 from handpose.inference import FAR_PX, infer
-from handpose.model.pose_net import to_input
+from handpose.model.pose_net import backbone_joints
 from handpose.skeleton import JOINT_NAMES
 
 DEFAULT_FOCAL = 480.0  # px in the FreiHAND frame, mid-range of FreiHAND's 375-600
@@ -208,14 +207,11 @@ def _square(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     return padded[y0 + pad[0] : y0 + pad[0] + side, x0 + pad[2] : x0 + pad[2] + side]
 
 
-@torch.no_grad()
 def locate(backbone: torch.nn.Module, image: np.ndarray) -> np.ndarray:
-    """The joints (21, 2) the backbone's last stack finds in an RGB image of any side that is a multiple
-    of the model's input size, in that image's pixels."""
-    backbone.eval()
-    x = to_input(torch.from_numpy(np.ascontiguousarray(image))[None].to(next(backbone.parameters()).device))
-    last = backbone(x)[0][-1].float()
-    return heatmap_to_image(soft_argmax(last), image.shape[0], last.shape[-1])[0].cpu().numpy().astype(np.float64)
+    """The joints (21, 2) the backbone finds in an RGB image whose side is a multiple of the model's input
+    size, in that image's pixels."""
+    x = torch.from_numpy(np.ascontiguousarray(image))[None].to(next(backbone.parameters()).device)
+    return backbone_joints(backbone, x, image.shape[0])[0].cpu().numpy().astype(np.float64)
 
 
 def framing(uv: np.ndarray) -> tuple[int, int, int]:

@@ -25,11 +25,11 @@ from handpose.checkpoints import save_pretrained
 from handpose.config import Params
 from handpose.data.synthetic.arrays import render_arrays
 from handpose.device import setup_torch, uses_bf16
-from handpose.heatmaps import gaussian_heatmaps, heatmap_to_image, soft_argmax
+from handpose.heatmaps import gaussian_heatmaps
 from handpose.losses import Batch
 from handpose.metrics import uv_error_px
 from handpose.model import build_backbone
-from handpose.model.pose_net import to_input
+from handpose.model.pose_net import backbone_joints, to_input
 from handpose.step import DivergenceCheck, FlatRMSprop, train_step
 from handpose.training_log import TrainingLog
 
@@ -58,6 +58,7 @@ class WeightAverage:
         activations no longer match, over `images` (uint8, the input size)."""
         self.weights.copy_(self.mean)
         norms = [m for m in backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        momenta = [norm.momentum for norm in norms]
         for norm in norms:
             norm.reset_running_stats()
             norm.momentum = None  # a cumulative mean over the batches below
@@ -66,8 +67,8 @@ class WeightAverage:
             batch = to_input(torch.from_numpy(images[start : start + BN_BATCH]).to(device), channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 backbone(batch)
-        for norm in norms:
-            norm.momentum = 0.1
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
 
 
 def cosine_lr(lr: float, step: int, steps: int) -> float:
@@ -78,11 +79,8 @@ def cosine_lr(lr: float, step: int, steps: int) -> float:
 @torch.no_grad()
 def held_out_uv_error_px(backbone: torch.nn.Module, held_out: dict[str, np.ndarray], channels_last: bool) -> float:
     """Mean 2D joint error (px at 224) of the last stack's soft-argmax on the held-out hands."""
-    backbone.eval()
-    device = next(backbone.parameters()).device
-    images = to_input(torch.from_numpy(held_out["images"]).to(device), channels_last)
-    last = backbone(images)[0][-1]
-    uv = heatmap_to_image(soft_argmax(last), FRAME_SIZE, last.shape[-1]).cpu().numpy()
+    images = torch.from_numpy(held_out["images"]).to(next(backbone.parameters()).device)
+    uv = backbone_joints(backbone, images, FRAME_SIZE, channels_last).cpu().numpy()
     backbone.train()
     return uv_error_px(uv, project(held_out["xyz"], held_out["K"]))
 
@@ -124,8 +122,8 @@ def pretrain(
                     rolls = np.random.default_rng([cfg.seed, pass_index]).uniform(-1, 1, cfg.n_hands)
                     angles = rolls * np.radians(cfg.roll)
                 idx = order[at * cfg.batch_size : (at + 1) * cfg.batch_size]
-                # The lr decays along a cosine to 0 by the last step: a constant lr's last weights swing by
-                # +-6 px on real photos from one held-out measurement to the next (docs/data.md).
+                # The lr decays along a cosine to 0 by the last step: with a constant lr the last weights'
+                # error on real photos swings from one held-out measurement to the next (docs/data.md).
                 optimizer.param_groups[0]["lr"] = lr = cosine_lr(cfg.lr, step, steps)
                 image, pose = images[idx], xyz[idx]
                 if cfg.roll:

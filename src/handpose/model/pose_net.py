@@ -100,6 +100,18 @@ def to_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
+@torch.no_grad()
+def backbone_joints(
+    backbone: nn.Module, images: torch.Tensor, image_size: int, channels_last: bool = False
+) -> torch.Tensor:
+    """The joints (B, 21, 2) that the backbone's last stack finds by soft-argmax in uint8 RGB `images`
+    (B, S, S, 3), in the pixels of an `image_size` frame. Any S that is a multiple of the input size
+    works: the backbone is convolutional. Leaves the backbone in eval mode."""
+    backbone.eval()
+    last = backbone(to_input(images, channels_last))[0][-1]
+    return heatmap_to_image(soft_argmax(last), image_size, last.shape[-1])
+
+
 def root_relative_in_scale(xyz: torch.Tensor, root: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Poses for the losses: root-relative (ground-truth root) and in units of the hand's scale,
     so every loss term is independent of distance to the camera and hand size."""
