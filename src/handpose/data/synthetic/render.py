@@ -105,47 +105,54 @@ def _hand_parts(
     return parts
 
 
+def _clip(x: np.ndarray, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+    """np.clip without its overhead, which dominates on the small arrays here."""
+    return np.minimum(np.maximum(x, low), high)
+
+
 @dataclass
 class _Buffers:
     """What the depth test keeps per pixel: the nearest surface's depth, normal and part (-1: none)."""
 
     depth: np.ndarray  # (H, W) metres, inf where no part is
-    normal: np.ndarray  # (H, W, 3) camera space, unit; z < 0 faces the camera
+    normal: np.ndarray  # (3, H, W) camera space, unit; z < 0 faces the camera
     part: np.ndarray  # (H, W) int16
     along: np.ndarray  # (H, W) position along the part's axis, 0 at its first point, 1 at its last
 
     @classmethod
     def empty(cls) -> _Buffers:
         shape, f32 = (FRAME_SIZE, FRAME_SIZE), np.float32
-        depth, normal, part = np.full(shape, np.inf, f32), np.zeros((*shape, 3), f32), np.full(shape, -1, np.int16)
+        depth, normal, part = np.full(shape, np.inf, f32), np.zeros((3, *shape), f32), np.full(shape, -1, np.int16)
         return cls(depth, normal, part, np.zeros(shape, f32))
 
     def merge(self, i: int, surface: tuple) -> None:
-        """Depth-test part i's surface (pixels (rows, cols), their depth, normal and position along the
-        part) into the buffers, blending with what is there."""
-        at, depth, normal, along = surface
-        flat = at[0] * FRAME_SIZE + at[1]  # one index per pixel: gathers and scatters on flat views are cheaper
+        """Depth-test part i's surface (its pixels' flat indices, their depth, normal (3, n) and position
+        along the part) into the buffers, blending with what is there."""
+        flat, depth, normal, along = surface  # flat indices: gathers and scatters on flat views are cheaper
         depths, parts, alongs = self.depth.reshape(-1), self.part.reshape(-1), self.along.reshape(-1)  # views
-        normals = self.normal.reshape(-1, 3)
-        old_z, old_part = depths[flat], parts[flat]
-        h = np.zeros_like(depth)  # the old surface's weight in a smooth minimum of the two depths
-        there = old_part >= 0
-        h[there] = np.clip(0.5 + 0.5 * (depth[there] - old_z[there]) / _BLEND_M, 0.0, 1.0)
+        normals = self.normal.reshape(3, -1)  # a plane per component: gathering rows of 3 is slower
+        old_z = depths.take(flat)
+        # The old surface's weight in a smooth minimum of the two depths: 0 where there is none (inf deep).
+        h = _clip(0.5 + 0.5 * (depth - old_z) / _BLEND_M)
         blend = h > 0
         z = np.where(blend, depth * (1 - h) + np.where(blend, old_z, 0) * h - _BLEND_M * h * (1 - h), depth)
         write = blend | (depth < old_z)
         n = normal
         if blend.any():
-            n = np.where(blend[:, None], normal * (1 - h[:, None]) + normals[flat] * h[:, None], normal)
-            n /= np.maximum(np.sqrt((n * n).sum(-1, keepdims=True)), 1e-9)
-        depths[flat[write]] = z[write]
-        normals[flat[write]] = n[write]
+            n = np.where(blend, normal * (1 - h) + normals.take(flat, axis=1) * h, normal)
+            n /= np.maximum(np.sqrt((n * n).sum(0)), 1e-9)
+        at_write = flat.compress(write)
+        depths.put(at_write, z.compress(write))
+        for plane, values in zip(normals, n):
+            plane.put(at_write, values.compress(write))
         own = write & (h < 0.5)
-        parts[flat[own]] = i
-        alongs[flat[own]] = along[own]
+        at_own = flat.compress(own)
+        parts.put(at_own, i)
+        alongs.put(at_own, along.compress(own))
 
 
 _ROWS, _COLS = np.mgrid[:FRAME_SIZE, :FRAME_SIZE].astype(np.float32)  # each pixel's coordinates
+_FLAT = np.arange(FRAME_SIZE * FRAME_SIZE).reshape(FRAME_SIZE, FRAME_SIZE)  # and its index in a flat view
 
 
 def _box(uv: np.ndarray, r_px: np.ndarray) -> tuple[slice, slice] | None:
@@ -155,29 +162,28 @@ def _box(uv: np.ndarray, r_px: np.ndarray) -> tuple[slice, slice] | None:
 
 
 def _capsule(part: _Part, uv: np.ndarray, K: np.ndarray):
-    """A capsule's pixels (rows, cols), and there its surface's depth, normal and position along the axis."""
+    """A capsule's pixels (flat indices into the frame), and there its surface's depth, normal (3, n) and
+    position along the axis."""
     z = part.points[:, 2]
     r_px = part.radii * K[0, 0] / z
     box = _box(uv, r_px)
     if box is None:
         return None
-    v, u = _ROWS[box], _COLS[box]
+    v, u = _ROWS[box].ravel(), _COLS[box].ravel()
     d = (uv[1] - uv[0]).astype(np.float32)
-    t = np.clip(((u - uv[0, 0]) * d[0] + (v - uv[0, 1]) * d[1]) / max(float(d @ d), 1e-9), 0.0, 1.0)
+    t = _clip(((u - uv[0, 0]) * d[0] + (v - uv[0, 1]) * d[1]) / max(float(d @ d), 1e-9))
     du, dv = u - (uv[0, 0] + t * d[0]), v - (uv[0, 1] + t * d[1])
     r = r_px[0] + t * (r_px[1] - r_px[0])
     rho2 = (du * du + dv * dv) / np.maximum(r * r, 1e-9)
     inside = rho2 < 1.0
-    t, du, dv, r, rho2 = t[inside], du[inside], dv[inside], r[inside], rho2[inside]
+    t, du, dv, r, rho2 = (a.compress(inside) for a in (t, du, dv, r, rho2))
     h = np.sqrt(1.0 - rho2)
     depth = z[0] + t * (z[1] - z[0]) - (part.radii[0] + t * (part.radii[1] - part.radii[0])) * h
-    rows, cols = np.nonzero(inside)
-    at = (rows + box[0].start, cols + box[1].start)
-    return at, depth, np.stack([du / r, dv / r, -h], -1), t
+    return _FLAT[box].ravel().compress(inside), depth, np.stack([du / r, dv / r, -h]), t
 
 
 def _polygon(part: _Part, uv: np.ndarray, K: np.ndarray):
-    """A flat polygon's pixels (rows, cols), and there the plane's depth along each pixel's ray, its normal
+    """A flat polygon's pixels (flat indices), and there the plane's depth along each pixel's ray, its normal
     (facing the camera) and 0 along."""
     box = _box(uv, np.zeros(len(uv)))
     if box is None:
@@ -193,7 +199,8 @@ def _polygon(part: _Part, uv: np.ndarray, K: np.ndarray):
     rows, cols = rows + y0, cols + x0
     ray_dot_n = (cols - K[0, 2]) / K[0, 0] * n[0] + (rows - K[1, 2]) / K[1, 1] * n[1] + n[2]
     depth = (float(n @ p.mean(0)) / np.minimum(ray_dot_n, -1e-6)).astype(np.float32)
-    return (rows, cols), depth, np.broadcast_to(n.astype(np.float32), (len(rows), 3)), np.zeros(len(rows), np.float32)
+    normal = np.broadcast_to(n.astype(np.float32)[:, None], (3, len(rows)))
+    return rows * FRAME_SIZE + cols, depth, normal, np.zeros(len(rows), np.float32)
 
 
 def _rasterise(parts: list[_Part], K: np.ndarray) -> _Buffers:
@@ -225,32 +232,38 @@ def _shade(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The hand's colours (H, W, 3) float32 in 0-255 (0 off the hand), and where it is (bool)."""
     on = buffers.part >= 0
-    n, part, along = buffers.normal[on], buffers.part[on], buffers.along[on]  # the hand's pixels only
+    hand = np.flatnonzero(on)  # the hand's pixels; all that follows is computed there only
+
+    def on_hand(image: np.ndarray, at: np.ndarray = hand) -> np.ndarray:  # (H, W[, C]) -> (pixels[, C])
+        return image.reshape(FRAME_SIZE * FRAME_SIZE, -1).take(at, axis=0).reshape(len(at), *image.shape[2:])
+
+    n = np.ascontiguousarray(buffers.normal.reshape(3, -1).take(hand, axis=1).T)
+    part, along = on_hand(buffers.part), on_hand(buffers.along)
     light = direction(np.array([rng.uniform(-180, 180), rng.uniform(-30, 80)]))
     light = np.array([light[0], light[2], -abs(light[1]) - 0.2])  # from the camera's side, mostly
     light /= np.linalg.norm(light)
     ambient, wrap = rng.uniform(0.25, 0.6), rng.uniform(0.0, 0.6)
-    diffuse = np.clip((n @ light + wrap) / (1 + wrap), 0.0, 1.0)
+    diffuse = _clip((n @ light + wrap) / (1 + wrap))
     half = light + [0.0, 0.0, -1.0]
     half /= np.linalg.norm(half)
-    facing = np.clip(n @ half, 0.0, 1.0)
+    facing = _clip(n @ half)
     specular = rng.uniform(0.0, 0.35) * facing ** rng.uniform(6, 40)
     # Skin varies within a hand (redder, paler patches); nails are paler and shinier.
     skin = _skin_colour(rng).astype(np.float32)
-    albedo = skin * (1 + 0.07 * _smooth_noise(rng, 6, 3)[on]) * (1 + 0.04 * _smooth_noise(rng, 24)[on])
+    albedo = skin * (1 + 0.07 * on_hand(_smooth_noise(rng, 6, 3))) * (1 + 0.04 * on_hand(_smooth_noise(rng, 24)))
     sleeve = along > np.array([p.sleeve_from for p in parts])[part]
     if sleeve.any():
-        albedo[sleeve] = texture(rng)[on][sleeve]
+        albedo[sleeve] = on_hand(texture(rng), hand.compress(sleeve))
     dorsal = -R[:, 2]  # the back of the hand, in camera space
     nail = np.array([p.nail for p in parts])[part] & (along > 0.45) & (n @ dorsal > 0.55)
     albedo[nail] = albedo[nail] * [1.08, 0.95, 0.95] + 30
     specular[nail] += 0.25 * facing[nail] ** 20
     # Where a nearer part covers a farther one, the farther surface sits in its shadow (soft contact shading).
     depth = np.where(on, buffers.depth, 1e3).astype(np.float32)
-    gap = np.clip((depth - cv2.erode(depth, np.ones((5, 5), np.uint8)))[on] / 0.02, 0.0, 1.0)
+    gap = _clip(on_hand(depth - cv2.erode(depth, np.ones((5, 5), np.uint8))) / 0.02)
     light_amount = (ambient + (1 - ambient) * diffuse) * (1 - 0.35 * gap)
     colour = np.zeros((*on.shape, 3), np.float32)
-    colour[on] = np.clip(albedo * light_amount[:, None] + 255 * specular[:, None], 0, 255)
+    colour.reshape(-1, 3)[hand] = _clip(albedo * light_amount[:, None] + 255 * specular[:, None], 0, 255)
     return colour, on
 
 
@@ -272,7 +285,8 @@ def _occluders(rng: np.random.Generator, img: np.ndarray, uv: np.ndarray) -> np.
             cv2.ellipse(shape, c, ax, angle, 0, 360, 1, -1, cv2.LINE_8, 4)
         surface = texture(rng)
         shading = 1 + 0.25 * _smooth_noise(rng, 3)
-        img[shape > 0] = np.clip(surface * shading, 0, 255)[shape > 0]
+        covered = shape > 0
+        img[covered] = _clip(surface[covered] * shading[covered], 0, 255)
         occ |= shape
     return occ
 
