@@ -115,6 +115,7 @@ PARAM_CASES = [  # (dotted key, value; None deletes the key), and what the messa
     # Values the schema's types allow but that mean nothing (issue #21).
     ("train.lr_drop_at", -3, "train.lr_drop_at"),
     ("train.lr_drop_at", 1.5, "train.lr_drop_at"),
+    ("train.backbone_lr_factor", -0.1, "train.backbone_lr_factor"),
     ("data.versions", [0, 0], "data.versions: a version listed twice"),
     ("pretrain.n_hands", 5, "pretrain.n_hands: 5 hands make no batch of pretrain.batch_size = 8"),
     ("heatmap.sigma", 1e6, "heatmap.sigma: 1000000.0 cells is too wide for 24x24 heatmaps"),

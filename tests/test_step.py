@@ -55,3 +55,34 @@ def test_parameters_of_mixed_dtypes_are_refused():
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2).double())
     with pytest.raises(ValueError, match="one dtype"):
         FlatRMSprop(model, lr=1e-3)
+
+
+def test_a_submodules_lr_factor_scales_its_steps_and_leaves_the_rest_as_they_were():
+    """A factor of 0 freezes the backbone's weights, and 0.1 slows them; a factor of 1 changes nothing."""
+
+    def stepped(factors: dict | None, steps: int = 3) -> tuple[dict, dict]:
+        torch.manual_seed(0)
+        model = torch.nn.ModuleDict({"backbone": torch.nn.Linear(3, 4), "head": torch.nn.Linear(4, 2)})
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        optimizer = FlatRMSprop(model, lr=1e-2, lr_factors=factors)
+        optimizer.set_lr(1e-2)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            model["head"](model["backbone"](torch.randn(5, 3))).square().sum().backward()
+            optimizer.step()
+        return before, model.state_dict()
+
+    before, plain = stepped(None)
+    _, frozen = stepped({"backbone": 0.0})
+    for key in ("backbone.weight", "backbone.bias"):
+        assert torch.equal(frozen[key], before[key]) and not torch.equal(plain[key], before[key])
+    # Two param groups at factor 1 are one group split in two: bit for bit the same weights.
+    _, split = stepped({"backbone": 1.0})
+    assert all(torch.equal(split[k], plain[k]) for k in plain)
+    # One step from the same weights sees the same gradients, so it moves the backbone a tenth as far
+    # (to float32's rounding of weight minus weight, ~1e-7 of steps ~1e-2) and the head as far.
+    before, plain = stepped(None, steps=1)
+    _, slower = stepped({"backbone": 0.1}, steps=1)
+    for key in plain:
+        factor = 0.1 if key.startswith("backbone") else 1.0
+        torch.testing.assert_close(slower[key] - before[key], factor * (plain[key] - before[key]), rtol=1e-4, atol=0)

@@ -142,6 +142,8 @@ class TrainConfig(Section):
     batch_size: BatchSize
     lr: Positive
     lr_drop_at: Fraction  # of the epochs (1: never)
+    # x lr for a pretrained backbone; checkpoints from before this key trained at 1
+    backbone_lr_factor: Annotated[Number, Field(ge=0)] = 1.0
     seed: Annotated[list[Int], Field(min_length=1), BeforeValidator(_listed)]  # one model per seed
     channels_last: bool
     bf16: Literal["auto"] | bool  # auto: where the device computes in bf16 natively (device.uses_bf16)

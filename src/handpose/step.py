@@ -21,28 +21,49 @@ class FlatRMSprop(torch.optim.RMSprop):
     size: on a CPU, foreach updates still loop over the tensors); what that buys is measured in
     docs/benchmarks.md (Optimiser). Element by element it is the same arithmetic, so the weights are bit
     for bit those of per-tensor RMSprop. Build it once the module is on its device and in its memory format:
-    moving the module later would give it parameters that the buffer no longer holds."""
+    moving the module later would give it parameters that the buffer no longer holds.
 
-    def __init__(self, module: nn.Module, lr: float):
-        params = list(module.parameters())
+    `lr_factors` ({submodule name: factor}) gives those submodules' parameters a param group of their own,
+    a slice of the buffer, whose "lr_factor" the caller multiplies each lr it sets by (`set_lr`)."""
+
+    def __init__(self, module: nn.Module, lr: float, lr_factors: dict[str, float] | None = None):
+        lr_factors = lr_factors or {}
+        own = {name: list(module.get_submodule(name).parameters()) for name in lr_factors}
+        taken = {id(p) for params in own.values() for p in params}
+        groups = [(1.0, [p for p in module.parameters() if id(p) not in taken])]
+        groups += [(lr_factors[name], params) for name, params in own.items()]
+        params = [p for _, group in groups for p in group]
         if len({(p.dtype, p.device) for p in params}) != 1:
             raise ValueError("FlatRMSprop needs every parameter on one device, in one dtype")
         flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
-        grads, self._views, offset = torch.zeros_like(flat), [], 0
+        grads, self._views, offset, param_groups = torch.zeros_like(flat), [], 0, []
         with torch.no_grad():
-            for p in params:
-                strides = torch.empty_like(p).stride()  # dense, in p's memory format (channels_last stays)
-                p.data = flat.as_strided(p.shape, strides, offset).copy_(p)
-                self._views.append((p, grads.as_strided(p.shape, strides, offset)))
-                offset += p.numel()
-        flat.grad = grads
-        super().__init__([flat], lr=lr)
+            for factor, group in groups:
+                start = offset
+                for p in group:
+                    strides = torch.empty_like(p).stride()  # dense, in p's memory format (channels_last stays)
+                    p.data = flat.as_strided(p.shape, strides, offset).copy_(p)
+                    self._views.append((p, grads.as_strided(p.shape, strides, offset)))
+                    offset += p.numel()
+                if len(groups) == 1:  # the whole buffer: the plain, single-group optimiser
+                    piece = flat
+                else:  # a slice of it, a leaf of its own (the optimiser refuses views of a tensor it updates)
+                    piece = flat.detach()[start:offset]
+                piece.grad = grads[start:offset]
+                param_groups.append({"params": [piece], "lr_factor": factor})
+        super().__init__(param_groups, lr=lr)
         self.zero_grad()
 
+    def set_lr(self, lr: float) -> None:
+        """Every group's lr: `lr` times the group's factor."""
+        for group in self.param_groups:
+            group["lr"] = lr * group.get("lr_factor", 1.0)  # a checkpoint from before the factors has none
+
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Zero the gradient buffer, and point each parameter's .grad back into it (a `module.zero_grad()`
+        """Zero the gradient buffers, and point each parameter's .grad back into them (a `module.zero_grad()`
         sets them to None, and backward would then write gradients that no step reads)."""
-        self.param_groups[0]["params"][0].grad.zero_()
+        for group in self.param_groups:
+            group["params"][0].grad.zero_()
         for p, grad in self._views:
             if p.grad is not grad:
                 p.grad = grad

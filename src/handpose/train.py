@@ -102,8 +102,7 @@ def train(
     for epoch in range(r.start, tcfg.epochs):
         # This epoch's lr and loss weights.
         lr = learning_rate(tcfg, epoch)
-        for param_group in r.optimizer.param_groups:
-            param_group["lr"] = lr
+        r.optimizer.set_lr(lr)
         weights = scheduled_weights(config.losses, r.settings, epoch, tcfg.epochs)
         r.net.train()
         sums = dict.fromkeys(("loss", *r.logged), 0.0)  # device tensors after the first step: no sync per step
@@ -179,7 +178,9 @@ def setup(
     model = model.to(device)
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = FlatRMSprop(model, lr=tcfg.lr)  # after the moves above: it holds the placed parameters
+    # After the moves above: it holds the placed parameters. A pretrained backbone may learn slower.
+    factors = {"backbone": tcfg.backbone_lr_factor} if pretrained is not None and tcfg.backbone_lr_factor != 1 else None
+    optimizer = FlatRMSprop(model, lr=tcfg.lr, lr_factors=factors)
     log = tqdm.write if group.main else lambda _: None
     log(f"{config.variant}: {sum(p.numel() for p in model.parameters()):,} parameters on {device} x {group.world}")
     start, rows, running = _resume(model, optimizer, config, seed, inputs, model_path, resume, group, log)
