@@ -43,9 +43,8 @@ MIN_SIDE_PX = 16  # a smaller crop holds no hand the model could see
 # peak at 0.18 or more on 95% of real and synthetic hands, but also reach 0.14-0.21 (median) on scenes
 # with no hand: this refuses a photo in which the model sees nothing, not every photo without a hand.
 FOUND_PEAK = 0.15
-# The first pass's zooms of the whole photo: a hand from its full side down to a fifth of it. Zooms 4 and
-# 5 cut the error of a 150 px hand in a 640x480 photo by a sixth and help larger hands too
-# (benchmarks/predict_framing.py); a photo's two passes take 2.5x as long (0.13 -> 0.32 s on 2 CPU cores).
+# The first pass's zooms of the whole photo: a hand from its full side down to a fifth of it (what they
+# buy: docs/results.md); a zoom costs its square.
 SEARCH_ZOOMS = (1, 2, 3, 4, 5)
 
 
