@@ -66,14 +66,18 @@ def test_predict_writes_joints_and_overlays(tiny_model, tiny_dataset, tmp_path):
     assert overlay.shape == (224, 384, 3)
 
 
-def oracle(true_xyz: np.ndarray, peak: float = 0.8):
+def oracle(true_xyz: np.ndarray, peak: float = 0.8, sharpest_when_framed: bool = False):
     """An `infer` that sees a right hand perfectly: its true joints projected with the frame's K, each
-    joint's heatmap peaking at `peak` where it lies inside the frame and at 0 outside it."""
+    joint's heatmap peaking at `peak` where it lies inside the frame and at 0 outside it. With
+    `sharpest_when_framed`, the peaks also fall in proportion as the hand spans less of the frame than
+    the training framing (predict.FRAMING_SPAN), as a model's do on hands smaller than it learnt."""
 
     def infer(model, split, with_peaks=False):
         uv = project(true_xyz, split["K"][0].astype(np.float64))
         inside = ((uv >= 0) & (uv < FRAME_SIZE)).all(-1)
-        return {"uv": uv[None], "xyz": true_xyz[None], "peaks": np.where(inside, peak, 0.0)[None]}
+        span = (uv.max(0) - uv.min(0)).max() / FRAME_SIZE
+        framed = min(1.0, span / predict.FRAMING_SPAN) if sharpest_when_framed else 1.0
+        return {"uv": uv[None], "xyz": true_xyz[None], "peaks": np.where(inside, peak * framed, 0.0)[None]}
 
     return infer
 
@@ -131,6 +135,25 @@ def test_two_passes_find_the_hand_and_frame_it_as_in_training(
     assert crop == pytest.approx(extent / predict.FRAMING_SPAN, abs=1)  # the training framing's margin
     centre = (true_uv.max(0) + true_uv.min(0)) / 2
     np.testing.assert_allclose([x0 + crop / 2, y0 + crop / 2], centre, atol=1)
+
+
+def test_joints_found_on_the_background_are_left_out_of_the_square(tiny_model, tiny_dataset, tmp_path, monkeypatch):
+    """At the zoom that finds a small hand, three joints land in the photo's far corner instead: the square
+    is framed on the joints near the others (here the hand's whole box), not on all 21."""
+    photo = tmp_path / "photo.png"
+    K, xyz = photo_with_a_hand(tiny_dataset, photo, (420, 260), 150)
+    true_uv = project(xyz, K)
+    extremes = {int(i) for i in (*true_uv.argmin(0), *true_uv.argmax(0))}
+    inner = [j for j in range(len(true_uv)) if j not in extremes][:3]  # the rest span the hand's whole box
+    found = true_uv.copy()
+    found[inner] = [40.0, 40.0]
+    monkeypatch.setattr(predict, "infer", oracle(xyz, sharpest_when_framed=True))
+    monkeypatch.setattr(predict, "locate", oracle_search(found, (480, 640), (3,)))
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    (result,) = predict.predict_images(tiny_model, [photo], K=(fx, fy, cx, cy), out=tmp_path / "j.json")
+    np.testing.assert_allclose(result["uv_px"], true_uv, atol=0.02)
+    extent = (true_uv.max(0) - true_uv.min(0)).max()
+    assert result["crop"][2] == pytest.approx(extent / predict.FRAMING_SPAN, abs=1)  # not the corner's too
 
 
 def test_no_hand_found_is_refused_writing_nothing(tiny_model, tiny_dataset, tmp_path, monkeypatch, capsys):

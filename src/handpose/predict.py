@@ -4,8 +4,10 @@ The model was trained on hands framed as crops around them, so `predict` frames 
 A first pass looks for the hand in the whole photo (padded to a square, its edges repeated) at several
 zooms: the backbone is convolutional, so at zoom z a hand 1/z of the photo's side looks as large as the
 hands it was trained on. Each zoom's joints give a square around their box with the training framing's
-margin; the second pass predicts in each, keeps the one it is surest of (its heatmaps' peaks), and maps
-its joints back to the photo's pixels. `--box` (a hand's box, from a detector say) skips the first pass.
+margin, and so do those of them that fit in one model input around their median (at zooms above 1,
+some joints land on the background, far from the hand). The second pass predicts in each square, keeps
+the one it is surest of (its heatmaps' peaks), and maps its joints back to the photo's pixels. `--box`
+(a hand's box, from a detector say) skips the first pass.
 A left hand (`--hand left`) is mirrored into a right one for the model and its joints mirrored back.
 Like the paper's method, lifting to 3D needs the root (wrist) depth and the hand's scale; for your
 images they are assumptions (`--root-depth`, `--scale`), so trust the 2D joints and the 3D shape more
@@ -156,7 +158,8 @@ class _Camera:
 
     def search(self, rgb: np.ndarray) -> list[np.ndarray]:
         """The first pass: per zoom in SEARCH_ZOOMS, the joints (in the photo's pixels) that the backbone
-        finds in the whole photo seen at that zoom of the model's input size."""
+        finds in the whole photo seen at that zoom of the model's input size; and, where some fall outside
+        the window of one model input centred on their median, those inside it."""
         h, w = rgb.shape[:2]
         side = max(h, w)
         x0, y0 = (w - side) // 2, (h - side) // 2
@@ -174,6 +177,10 @@ class _Camera:
             if self.left:
                 uv[:, 0] = size - 1 - uv[:, 0]
             found.append((uv + 0.5) * side / size - 0.5 + [x0, y0])
+            # A hand seen at this zoom fits in one model input: the window of side / zoom photo px.
+            near = (np.abs(found[-1] - np.median(found[-1], 0)) <= side / zoom / 2).all(1)
+            if 2 <= near.sum() < len(near):
+                found.append(found[-1][near])
         return found
 
     def see(self, rgb: np.ndarray, x0: int, y0: int, side: int) -> dict:
