@@ -4,11 +4,14 @@ under bf16 autocast. Prints JSON.
 
     python benchmarks/model_speed.py [--params params.yaml] [--steps 5] [--sizes default paper 128:64]
         [--precisions fp32 bf16] [--variants m_cos_2] [--optimizers flat foreach] [--rounds 1]
+        [--batches 8 16]
 
 --optimizers: flat (the training loop's: RMSprop over one buffer that holds every parameter) and/or
 foreach (torch's multi-tensor RMSprop), each timed on its own model, in turn, in one run.
 --rounds R: time every case R times, round-robin, and report the median speed with each round's. A
 machine's load drifts by more than many A/B differences; interleaved rounds expose that spread.
+--batches: samples per step (default: the variant's train.batch_size). On a CPU a small step is bound
+by the overhead of its kernels, so a larger batch does more samples a second.
 """
 
 from __future__ import annotations
@@ -116,32 +119,35 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", help="default: every variant of params.yaml")
     parser.add_argument("--optimizers", nargs="+", default=["flat"], choices=["flat", "foreach"])
     parser.add_argument("--rounds", type=int, default=1, help="round-robin repeats of every case (median)")
+    parser.add_argument("--batches", type=int, nargs="+", help="samples per step (default: train.batch_size)")
     args = parser.parse_args()
-    if args.rounds < 1 or args.steps < 1:
-        parser.error("--rounds and --steps must be at least 1")
+    if args.rounds < 1 or args.steps < 1 or min(args.batches or [1]) < 1:
+        parser.error("--rounds, --steps and --batches must be at least 1")
     params = load_params(args.params)
     torch.set_num_threads(params.train.threads or torch.get_num_threads())
-    cases = {}  # key -> (variant -> its config, bf16, optimizer): every case, timed once per round
+    cases = {}  # key -> (variant -> its config, bf16, optimizer, batch): every case, timed once per round
     for size in args.sizes:
         sized = params.model_copy(deep=True)
         sized.model = sized_model(sized.model, size)
         for precision in args.precisions:
             for kind in args.optimizers:
-                shown = [precision] * (args.precisions != ["fp32"]) + [kind] * (args.optimizers != ["flat"])
-                variants = {v: variant_config(sized, v) for v in args.variants or sized.variants}
-                cases[" ".join([size, *shown])] = (variants, precision == "bf16", kind)
+                for batch in args.batches or [None]:
+                    shown = [precision] * (args.precisions != ["fp32"]) + [kind] * (args.optimizers != ["flat"])
+                    shown += [f"batch {batch}"] * (batch is not None)
+                    variants = {v: variant_config(sized, v) for v in args.variants or sized.variants}
+                    cases[" ".join([size, *shown])] = (variants, precision == "bf16", kind, batch)
     rounds = [
         {
             key: {
-                variant: step_seconds(cfg, cfg.train.batch_size, args.steps, bf16, optimizer_kind=kind)
+                variant: step_seconds(cfg, batch or cfg.train.batch_size, args.steps, bf16, optimizer_kind=kind)
                 for variant, cfg in variants.items()
             }
-            for key, (variants, bf16, kind) in cases.items()
+            for key, (variants, bf16, kind, batch) in cases.items()
         }
         for _ in range(args.rounds)
     ]
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "rounds": args.rounds, "sizes": {}}
-    for key, (variants, _, _) in cases.items():
+    for key, (variants, *_) in cases.items():
         results["sizes"][key] = {}
         for variant in variants:
             runs = [one[key][variant] for one in rounds]

@@ -112,6 +112,15 @@ def test_device_speed_falls_back_to_the_cpu_and_projects_both_make_targets(tiny_
     assert out["projected"]["make_repro_training_s"] > 0
 
 
+def test_model_speed_times_each_batch_size_asked_for(tiny_params):
+    out = run_benchmark(
+        "model_speed.py", "--params", str(tiny_params), "--steps", "1", "--sizes", "default",
+        "--variants", "m_cos_2", "--batches", "2", "5",
+    )  # fmt: skip
+    assert set(out["sizes"]) == {"default batch 2", "default batch 5"}
+    assert [out["sizes"][f"default batch {b}"]["m_cos_2"]["batch"] for b in (2, 5)] == [2, 5]
+
+
 def test_model_speed_refuses_no_rounds_or_no_steps(tiny_params):
-    for flag in ("--rounds", "--steps"):
+    for flag in ("--rounds", "--steps", "--batches"):
         assert "must be at least 1" in refusal("model_speed.py", "--params", str(tiny_params), flag, "0")
