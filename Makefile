@@ -60,11 +60,13 @@ dvc-deps: setup
 
 # The paper's experiment on real FreiHAND v2 (a GPU job: `train.device: auto` takes a CUDA GPU when there
 # is one): 3200 training poses (version 0) and the next 200 as the test, 100 epochs, 256 px input, 256
-# features, RMSprop 1e-4 / 10 at epoch 50, argmax 2D joints, m_asm at batch 25, no pretraining. The `data`
-# stage downloads FreiHAND_pub_v2.zip (3.7 GB) to data/raw/ once. The experiment is named `paper`.
+# features, RMSprop 1e-4 / 10 at epoch 50, argmax 2D joints, m_asm at batch 25, no pretraining, each test
+# image seen once. The `data` stage downloads FreiHAND_pub_v2.zip (3.7 GB) to data/raw/ once. The
+# experiment is named `paper`.
 PAPER_PARAMS := -S data.source=freihand -S data.split=paper -S 'data.versions=[0]' -S data.n_train=3200 \
 	-S data.n_test=200 -S train.epochs=100 -S train.lr=1e-4 -S train.lr_drop_at=0.5 -S model.input_size=256 \
 	-S model.hourglass.features=256 -S heatmap.sigma=2 -S model.mlp_width=1024 -S model.mlp_depth=2 \
-	-S 'model.dropout=[0.3,0.4]' -S model.uv=argmax -S '+variant_train.m_asm.batch_size=25' -S pretrain.n_hands=0
+	-S 'model.dropout=[0.3,0.4]' -S model.uv=argmax -S '+variant_train.m_asm.batch_size=25' -S pretrain.n_hands=0 \
+	-S 'evaluate.rolls=[0]' -S 'evaluate.zooms=[1]'
 paper: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run --name paper $(PAPER_PARAMS)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from handpose.augment import roll
+from handpose.augment import roll, roll_matrices, view
 from handpose.camera import FRAME_SIZE, PRINCIPAL_POINT, intrinsics, project
 
 
@@ -51,3 +51,22 @@ def test_roll_keeps_the_image_size_and_type():
     out, _ = roll(images, np.ones((3, 21, 3), np.float32), K, np.zeros(3))
     assert out.shape == images.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out, images)  # no roll, no change
+
+
+@pytest.mark.parametrize("degrees, zoom", [(20.0, 1.0), (0.0, 0.85), (-20.0, 1.15)])
+def test_a_view_shows_each_joint_where_its_camera_projects_it(degrees, zoom):
+    K = intrinsics(480.0, 480.0, 100.0, 120.0)[None].astype(np.float32)  # off-centre: the view turns about it
+    xyz = np.array([[[0.05, -0.03, 0.6]]], np.float32)
+    image = blob_image(project(xyz, K)[0, 0], 112)[None]
+    seen, view_K = view(image, K, degrees, zoom)
+    assert seen.shape == image.shape and seen.dtype == np.uint8
+    # The view's camera: the same principal point, the focal length times the zoom.
+    np.testing.assert_allclose(view_K[0], K[0] * [[zoom, 1, 1], [1, zoom, 1], [1, 1, 1]], rtol=1e-6)
+    # Its joints are the image camera's rolled (roll_matrices' R, as inference.infer undoes it): the blob's
+    # centre of brightness is where they project, within 1 px as in the test above.
+    rolled = xyz @ roll_matrices(np.radians([degrees])).transpose(0, 2, 1)
+    weight = seen[0, ..., 0].astype(float)
+    ys, xs = np.mgrid[:112, :112]
+    centre = np.array([(weight * xs).sum(), (weight * ys).sum()]) / weight.sum()
+    expected = (project(rolled, view_K)[0, 0] + 0.5) * 112 / FRAME_SIZE - 0.5
+    assert np.linalg.norm(centre - expected) < 1.0, (centre, expected)

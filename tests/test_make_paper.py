@@ -36,3 +36,4 @@ def test_make_paper_sets_valid_params_with_the_papers_values():
     )
     assert params.train.lr == 1e-4 and params.pretrain.n_hands == 0
     assert params.train_of("m_asm").batch_size == 25 and params.train_of("baseline").batch_size == 8
+    assert params.evaluate.views == [(0, 1)]  # each test image seen once

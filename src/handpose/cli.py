@@ -96,10 +96,12 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from handpose.config import load_params
     from handpose.evaluate import evaluate
 
     dataset = None if args.dataset == "none" else args.dataset
-    evaluate(args.models, args.split, dataset, args.metrics, args.predictions, args.timings)
+    views = load_params(args.params).evaluate.views
+    evaluate(args.models, args.split, dataset, args.metrics, args.predictions, args.timings, views)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -196,7 +198,8 @@ COMMANDS: dict[str, Command] = {
             "same config, data and code (a killed run); otherwise start over"),
         arg("--pretrained", help="start the hourglass from these weights (models/pretrain.pt)"),
     )),
-    "evaluate": Command(cmd_evaluate, "score one trained variant on the test split", params=False, args=(
+    "evaluate": Command(cmd_evaluate, "score one trained variant on the test split (each image seen as "
+                        "evaluate: says)", args=(
         arg("--models", required=True, help="a folder of seed<k>.pt written by `handpose train`"),
         SPLIT,
         arg("--metrics", required=True, help="JSON metrics to write, e.g. metrics/<variant>.json"),

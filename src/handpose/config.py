@@ -166,6 +166,18 @@ class EvalSetConfig(Section):
     hand: Literal["right", "left"] | None = None  # every image's; unset: the set's training_hand.json, else right
 
 
+class EvaluateConfig(Section):
+    """How the `evaluate` stage sees each test image: through every (roll, zoom) of the camera, the 3D
+    joints averaged (inference.infer). The default is the image alone, as the paper."""
+
+    rolls: Annotated[list[Annotated[Number, Field(ge=-180, le=180)]], Field(min_length=1)] = [0.0]  # degrees
+    zooms: Annotated[list[Annotated[Number, Field(ge=0.25, le=4)]], Field(min_length=1)] = [1.0]
+
+    @property
+    def views(self) -> list[tuple[float, float]]:
+        return [(roll, zoom) for roll in self.rolls for zoom in self.zooms]
+
+
 class Params(Section):
     """params.yaml, whole. Loss terms are by name here (`loss:` their weights, `variants:` which each
     variant uses); handpose.losses registers them and `configure` checks these names against it.
@@ -182,6 +194,7 @@ class Params(Section):
     variants: Annotated[dict[VariantName, Annotated[list[Name], Field(min_length=1)]], Field(min_length=1)]
     variant_train: dict[str, dict[str, Any]]  # per-variant changes to `train:`, checked in _check_relations
     eval_sets: dict[Name, EvalSetConfig] = {}  # name: the set; each variant is also tested on each
+    evaluate: EvaluateConfig = EvaluateConfig()
 
     def train_of(self, variant: str) -> TrainConfig:
         """`train:` with the variant's own changes from `variant_train:`."""

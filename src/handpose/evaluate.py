@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from handpose.data.freihand import read_visibility
 from handpose.data.layout import pose_id
 from handpose.data.split import load_split
 from handpose.device import setup_torch
-from handpose.inference import infer
+from handpose.inference import ONE_VIEW, infer
 from handpose.metrics import (
     converged_epoch,
     errors_by_visibility_mm,
@@ -58,12 +59,14 @@ def evaluate(
     metrics_path: str | Path,
     predictions_path: str | Path,
     timings_path: str | Path,
+    views: Sequence[tuple[float, float]] = ONE_VIEW,
 ) -> dict:
     """The `evaluate` stage: score one variant on the test split (the paper's protocol: ground-truth
     root depth given). With several seeds, each metric is the mean over seeds and `*_sd` its spread.
     Where the dataset has per-joint visibility (the synthetic one does), the error is split by occlusion.
     With no `dataset`, `split_dir` is an extra test set (`eval_set` stage): its mirrored images are
-    scored in their photo's frame, and the training curve's figures (convergence) are left out."""
+    scored in their photo's frame, and the training curve's figures (convergence) are left out.
+    `views`: the cameras each image is seen through (inference.infer; params.yaml `evaluate:`)."""
     test_split = load_split(split_dir, "test")
     mirrored = test_split.get("mirrored", np.zeros(len(test_split["xyz"]), bool))
     # The labels in each photo's own frame (mirror is its own inverse).
@@ -77,7 +80,7 @@ def evaluate(
         model, checkpoint = _model_for(path, test_split, split_dir)
         tic = time.perf_counter()
         try:
-            pred = infer(model, test_split)
+            pred = infer(model, test_split, views=views)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
         seconds += time.perf_counter() - tic

@@ -3,11 +3,17 @@ training loop's test error, the `evaluate` stage, `handpose predict` and the ben
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
+from handpose.augment import roll_matrices, view
+from handpose.camera import project
 from handpose.model.pose_net import HandPoseNet, to_input
 from handpose.skeleton import ROOT
+
+ONE_VIEW = ((0.0, 1.0),)  # (roll in degrees, zoom): the image as it is
 
 # Beyond any camera's reach, and far below where float32 squares of mm or px overflow (3.4e38).
 FAR_M, FAR_PX = 1e6, 1e9
@@ -20,22 +26,42 @@ def infer(
     batch_size: int = 64,
     channels_last: bool = False,
     with_peaks: bool = False,
+    views: Sequence[tuple[float, float]] = ONE_VIEW,
 ) -> dict[str, np.ndarray]:
     """The model's 3D joints (N, 21, 3) and 2D joints (N, 21, 2) for a split's images, given each one's
     K, ground-truth root depth and scale (the paper's protocol), on whichever device the model is on;
-    `with_peaks`: also each joint's heatmap peak (N, 21), how sure the last stack is of it."""
+    `with_peaks`: also each joint's heatmap peak (N, 21), how sure the last stack is of it.
+    `views`: (roll in degrees, zoom) of the cameras each image is also seen through (augment.view); the
+    3D joints are the mean of theirs, brought back to the image's camera, and the 2D joints its projection."""
     model.eval()
     device = next(model.parameters()).device
     xyz, uv, peaks = [], [], []
     for start in range(0, len(split["images"]), batch_size):
         sl = slice(start, start + batch_size)
-        K, true_xyz, scale = (torch.from_numpy(split[key][sl]).to(device) for key in ("K", "xyz", "scale"))
-        images = torch.from_numpy(np.array(split["images"][sl])).to(device)  # a copy: memory-mapped rows are read-only
-        out = model(to_input(images, channels_last), K, true_xyz[:, ROOT, 2], scale)
-        xyz.append(out["xyz"].cpu().numpy())
-        uv.append(out["uv"].cpu().numpy())
+        true_xyz, scale = (torch.from_numpy(split[key][sl]).to(device) for key in ("xyz", "scale"))
+        images, K = np.array(split["images"][sl]), split["K"][sl]  # a copy: memory-mapped rows are read-only
+        seen = []
+        for degrees, zoom in views:
+            pixels, view_K = (images, K) if (degrees, zoom) == (0, 1) else view(images, K, degrees, zoom)
+            out = model(
+                to_input(torch.from_numpy(pixels).to(device), channels_last),
+                torch.from_numpy(view_K).to(device),
+                true_xyz[:, ROOT, 2],  # rolling and zooming leave depths as they are
+                scale,
+            )
+            joints = out["xyz"].cpu().numpy()
+            if degrees:  # back from the rolled camera, whose joints are the image camera's times R^T
+                joints = joints @ roll_matrices(np.full(len(images), np.radians(degrees)))
+            peak = out["heatmaps"][-1].float().amax((2, 3)).cpu().numpy() if with_peaks else None
+            seen.append((joints, out["uv"].cpu().numpy(), peak))
+        if len(seen) == 1:
+            xyz.append(seen[0][0])
+            uv.append(seen[0][1])
+        else:
+            xyz.append(np.mean([joints for joints, _, _ in seen], 0, dtype=np.float32))
+            uv.append(project(xyz[-1], K).astype(np.float32))
         if with_peaks:
-            peaks.append(out["heatmaps"][-1].float().amax((2, 3)).cpu().numpy())
+            peaks.append(np.mean([peak for _, _, peak in seen], 0))
     xyz, uv = np.concatenate(xyz), np.concatenate(uv)
     # Finite weights can still overflow (weights scaled by 1e30): such joints are never a result, and
     # neither are finite ones so far off that the metrics' float32 squares would overflow on them.
