@@ -28,8 +28,10 @@ def test_views_average_what_each_camera_sees_brought_back_to_the_image_camera(ti
     angle = np.radians(25.0)
     rolled_images, _ = roll(np.array(split["images"]), split["xyz"], split["K"], np.full(len(split["K"]), angle))
     by_hand = infer(model, {**split, "images": rolled_images})["xyz"] @ roll_matrices(np.array([angle]))[0]
-    rolled = infer(model, split, views=[(25.0, 1)])["xyz"]
-    np.testing.assert_allclose(rolled, by_hand, atol=1e-6)
+    rolled = infer(model, split, views=[(25.0, 1)])
+    np.testing.assert_allclose(rolled["xyz"], by_hand, atol=1e-6)
+    # and its 2D joints are in the image's frame, not the rolled one's
+    np.testing.assert_allclose(rolled["uv"], project(rolled["xyz"], split["K"]), atol=1e-3)
 
     # Several views: the mean of each one's joints, and the 2D joints their projection.
     views = [(25.0, 1), (0, 0.85), (-20.0, 1.15)]

@@ -51,15 +51,13 @@ def infer(
             )
             joints = out["xyz"].cpu().numpy()
             if degrees:  # back from the rolled camera, whose joints are the image camera's times R^T
-                joints = joints @ roll_matrices(np.full(len(images), np.radians(degrees)))
+                joints = joints @ roll_matrices(np.radians([degrees]))[0]
             peak = out["heatmaps"][-1].float().amax((2, 3)).cpu().numpy() if with_peaks else None
             seen.append((joints, out["uv"].cpu().numpy(), peak))
-        if len(seen) == 1:
-            xyz.append(seen[0][0])
-            uv.append(seen[0][1])
-        else:
-            xyz.append(np.mean([joints for joints, _, _ in seen], 0, dtype=np.float32))
-            uv.append(project(xyz[-1], K).astype(np.float32))
+        xyz.append(np.mean([joints for joints, _, _ in seen], 0, dtype=np.float32))
+        # The model's own 2D joints where it saw the image as it is, else the mean's projection.
+        as_is = len(views) == 1 and tuple(views[0]) == (0, 1)
+        uv.append(seen[0][1] if as_is else project(xyz[-1], K).astype(np.float32))
         if with_peaks:
             peaks.append(np.mean([peak for _, _, peak in seen], 0))
     xyz, uv = np.concatenate(xyz), np.concatenate(uv)
