@@ -27,15 +27,18 @@ def infer(
     channels_last: bool = False,
     with_peaks: bool = False,
     views: Sequence[tuple[float, float]] = ONE_VIEW,
+    with_spread: bool = False,
 ) -> dict[str, np.ndarray]:
     """The model's 3D joints (N, 21, 3) and 2D joints (N, 21, 2) for a split's images, given each one's
     K, ground-truth root depth and scale (the paper's protocol), on whichever device the model is on;
     `with_peaks`: also each joint's heatmap peak (N, 21), how sure the last stack is of it.
     `views`: (roll in degrees, zoom) of the cameras each image is also seen through (augment.view); the
-    3D joints are the mean of theirs, brought back to the image's camera, and the 2D joints its projection."""
+    3D joints are the mean of theirs, brought back to the image's camera, and the 2D joints its projection;
+    `with_spread`: also how far the views' joints project from the mean's (N,), px of the image: how much
+    the views disagree (0 for one view)."""
     model.eval()
     device = next(model.parameters()).device
-    xyz, uv, peaks = [], [], []
+    xyz, uv, peaks, spreads = [], [], [], []
     for start in range(0, len(split["images"]), batch_size):
         sl = slice(start, start + batch_size)
         true_xyz, scale = (torch.from_numpy(split[key][sl]).to(device) for key in ("xyz", "scale"))
@@ -57,9 +60,12 @@ def infer(
         xyz.append(np.mean([joints for joints, _, _ in seen], 0, dtype=np.float32))
         # The model's own 2D joints where it saw the image as it is, else the mean's projection.
         as_is = len(views) == 1 and tuple(views[0]) == (0, 1)
-        uv.append(seen[0][1] if as_is else project(xyz[-1], K).astype(np.float32))
+        mean_uv = project(xyz[-1], K).astype(np.float32)
+        uv.append(seen[0][1] if as_is else mean_uv)
         if with_peaks:
             peaks.append(np.mean([peak for _, _, peak in seen], 0))
+        if with_spread:
+            spreads.append(np.mean([np.linalg.norm(project(j, K) - mean_uv, axis=-1).mean(1) for j, _, _ in seen], 0))
     xyz, uv = np.concatenate(xyz), np.concatenate(uv)
     # Finite weights can still overflow (weights scaled by 1e30): such joints are never a result, and
     # neither are finite ones so far off that the metrics' float32 squares would overflow on them.
@@ -69,4 +75,9 @@ def infer(
             f"the model predicts non-finite or absurd joints for {bad.sum()} of {len(bad)} images (first: row "
             f"{int(np.argmax(bad))}); its weights are not those of a trained model"
         )
-    return {"xyz": xyz, "uv": uv, **({"peaks": np.concatenate(peaks)} if with_peaks else {})}
+    result = {"xyz": xyz, "uv": uv}
+    if with_peaks:
+        result["peaks"] = np.concatenate(peaks)
+    if with_spread:
+        result["spread"] = np.concatenate(spreads)
+    return result
