@@ -3,6 +3,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from handpose import predict
 from handpose.camera import FRAME_SIZE, project
@@ -11,7 +12,7 @@ from handpose.data import layout
 from handpose.data.freihand import open_freihand
 from handpose.predict import SEARCH_ZOOMS, frame_intrinsics
 
-from .conftest import tiny_config, train_tiny
+from .conftest import ROOT, tiny_config, train_tiny
 
 
 def test_frame_intrinsics_follow_the_crop_and_resize():
@@ -72,12 +73,13 @@ def oracle(true_xyz: np.ndarray, peak: float = 0.8, sharpest_when_framed: bool =
     `sharpest_when_framed`, the peaks also fall in proportion as the hand spans less of the frame than
     the training framing (predict.FRAMING_SPAN), as a model's do on hands smaller than it learnt."""
 
-    def infer(model, split, with_peaks=False):
+    def infer(model, split, with_peaks=False, views=None, with_spread=False):
         uv = project(true_xyz, split["K"][0].astype(np.float64))
         inside = ((uv >= 0) & (uv < FRAME_SIZE)).all(-1)
         span = (uv.max(0) - uv.min(0)).max() / FRAME_SIZE
         framed = min(1.0, span / predict.FRAMING_SPAN) if sharpest_when_framed else 1.0
-        return {"uv": uv[None], "xyz": true_xyz[None], "peaks": np.where(inside, peak * framed, 0.0)[None]}
+        peaks = np.where(inside, peak * framed, 0.0)[None]
+        return {"uv": uv[None], "xyz": true_xyz[None], "peaks": peaks, "spread": np.zeros(1)}
 
     return infer
 
@@ -154,6 +156,53 @@ def test_joints_found_on_the_background_are_left_out_of_the_square(tiny_model, t
     np.testing.assert_allclose(result["uv_px"], true_uv, atol=0.02)
     extent = (true_uv.max(0) - true_uv.min(0)).max()
     assert result["crop"][2] == pytest.approx(extent / predict.FRAMING_SPAN, abs=1)  # not the corner's too
+
+
+class TwoSquares:
+    """A `predict._Camera` whose search finds a hand and something else. The model peaks higher on the
+    something else, and its views even agree there, as the search framed it; framed anew on the joints
+    it found there, the square holds nothing its views agree on. In the hand's squares they always do."""
+
+    model_path = "m.pt"
+
+    def __init__(self, hand_uv: np.ndarray):
+        self.hand_uv = hand_uv
+        self.junk_uv = np.linspace([20.0, 30.0], [60.0, 50.0], 21)  # in the photo's top-left corner
+
+    def search(self, rgb):
+        return [self.junk_uv, self.hand_uv]
+
+    def see(self, rgb, x0, y0, side):
+        if x0 + side < 200:  # a square in the corner
+            spread = 1.0 if (x0, y0, side) == predict.framing(self.junk_uv) else 9.0
+            junk = self.junk_uv[::-1] * 0.5 + [x0 + side / 4, y0 + side / 4]  # wherever the square is
+            return {"uv": junk, "xyz": np.zeros((21, 3)), "peak": 0.9, "spread": spread}
+        return {"uv": self.hand_uv, "xyz": np.zeros((21, 3)), "peak": 0.5, "spread": 2.0}
+
+
+def test_of_the_squares_with_a_hand_the_one_whose_views_agree_when_framed_anew_is_kept(tiny_dataset, tmp_path):
+    photo = tmp_path / "photo.png"
+    K, xyz = photo_with_a_hand(tiny_dataset, photo, (420, 260), 150)
+    camera = TwoSquares(project(xyz, K))
+    result = predict._predict_one(camera, photo, None, "right", None)
+    np.testing.assert_allclose(result["uv_px"], camera.hand_uv, atol=0.005)  # rounded to 0.01
+    assert result["crop"] == list(predict.framing(camera.hand_uv)) and result["peak"] == 0.5
+    assert result["views_spread_px"] == round(2.0 * result["crop"][2] / FRAME_SIZE, 2)  # in the photo's px
+
+
+def test_predict_sees_through_the_params_views(tiny_model, tiny_dataset, tmp_path):
+    """`handpose predict` takes its views from params.yaml's evaluate section: one view agrees with itself."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    spreads = {}
+    for name, rolls, zooms in (("one", [0], [1]), ("nine", [-20, 0, 20], [0.85, 1, 1.15])):
+        params["evaluate"] = {"rolls": rolls, "zooms": zooms}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(params))
+        out = tmp_path / f"{name}.json"
+        image = str(layout.rgb_path(tiny_dataset, 0))
+        args = ["predict", image, "--model", str(tiny_model), "--box", "0,0,224,224", "--out", str(out)]
+        assert main([*args, "--params", str(tmp_path / f"{name}.yaml")]) == 0
+        spreads[name] = json.loads(out.read_text())[0]["views_spread_px"]
+    assert spreads["one"] == 0 and spreads["nine"] > 0
 
 
 def test_no_hand_found_is_refused_writing_nothing(tiny_model, tiny_dataset, tmp_path, monkeypatch, capsys):

@@ -135,12 +135,13 @@ def cmd_plots_template(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from handpose.config import load_params
     from handpose.predict import predict_images
 
     lengths = {key: value for key in ("root_depth", "scale") if (value := getattr(args, key)) is not None}
     predict_images(
         args.model, args.images, args.models_dir, args.K, out=args.out, overlay_dir=args.overlay_dir,
-        hand=args.hand, box=args.box, **lengths,
+        hand=args.hand, box=args.box, views=load_params(args.params).evaluate.views, **lengths,
     )  # fmt: skip
 
 
@@ -247,7 +248,8 @@ COMMANDS: dict[str, Command] = {
     )),
     "plots-template": Command(cmd_plots_template, "write the offline HTML page for `dvc plots show`", params=False,
                               args=(arg("--out", default=".dvc/plots/offline.html", help="(see .dvc/config)"),)),
-    "predict": Command(cmd_predict, "run a trained model on your own images", params=False, args=(
+    "predict": Command(cmd_predict, "run a trained model on your own images (seen through params.yaml's "
+                       "evaluate views)", args=(
         arg("images", nargs="+", help="image files (any size: the hand is found, then framed as in training)"),
         arg("--model", required=True, help="a variant name (its first seed's model) or a checkpoint (.pt)"),
         arg("--models-dir", default="models", help="where variants' models live"),

@@ -5,9 +5,12 @@ A first pass looks for the hand in the whole photo (padded to a square, its edge
 zooms: the backbone is convolutional, so at zoom z a hand 1/z of the photo's side looks as large as the
 hands it was trained on. Each zoom's joints give a square around their box with the training framing's
 margin, and so do those of them that fit in one model input around their median (at zooms above 1,
-some joints land on the background, far from the hand). The second pass predicts in each square, keeps
-the one it is surest of (its heatmaps' peaks), and maps its joints back to the photo's pixels. `--box`
-(a hand's box, from a detector say) skips the first pass.
+some joints land on the background, far from the hand). The second pass sees each square through the
+evaluation's views (params.yaml `evaluate:`, inference.infer) and keeps, of the squares in which its
+heatmaps' peaks say it sees a hand, the one whose views agree best when it is framed anew on the joints
+found in it: on a hand the rolled and zoomed views find the same joints, on a background each finds its
+own. Its joints (the views' mean) are mapped back to the photo's pixels. `--box` (a hand's box, from a
+detector say) skips the first pass.
 A left hand (`--hand left`) is mirrored into a right one for the model and its joints mirrored back.
 Like the paper's method, lifting to 3D needs the root (wrist) depth and the hand's scale; for your
 images they are assumptions (`--root-depth`, `--scale`), so trust the 2D joints and the 3D shape more
@@ -17,6 +20,7 @@ than the absolute 3D position.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -31,7 +35,7 @@ from handpose.data.images import to_input_size
 from handpose.data.layout import HANDS
 from handpose.data.synthetic.poses import CLOSE_SPAN
 from handpose.drawing import draw_skeleton
-from handpose.inference import FAR_PX, infer
+from handpose.inference import FAR_PX, ONE_VIEW, infer
 from handpose.model.pose_net import backbone_joints
 from handpose.skeleton import JOINT_NAMES
 
@@ -122,15 +126,18 @@ def predict_images(
     overlay_dir: str | Path | None = None,
     hand: str = "right",
     box: str | None = None,
+    views: Sequence[tuple[float, float]] = ONE_VIEW,
 ) -> list[dict]:
     """One result per image: 2D joints in the image's own pixels and 3D joints in camera mm, written
     as JSON to `out` (or printed). `model` is a checkpoint or a variant's name; K is (fx, fy, cx, cy);
-    `box` ("x,y,w,h") is where the hand is, in pixels (default: found by a first pass)."""
+    `box` ("x,y,w,h") is where the hand is, in pixels (default: found by a first pass); `views`: the
+    (roll, zoom) cameras the second pass sees each square through (inference.infer)."""
     box = _check_arguments(images, K, root_depth, scale, out, overlay_dir, hand, box)
     model_path = resolve_model(model, models_dir)
     model, checkpoint = load_model(model_path)
     K = None if K is None else intrinsics(*K)
-    camera = _Camera(model, model_path, checkpoint["config"].model.input_size, K, root_depth, scale, hand == "left")
+    size = checkpoint["config"].model.input_size
+    camera = _Camera(model, model_path, size, K, root_depth, scale, hand == "left", views)
     results, written = [], []
     try:  # all or nothing: a failure on any image removes the overlays already written
         for path in images:
@@ -152,9 +159,9 @@ def predict_images(
 class _Camera:
     """One model seeing squares of a photo as its training frames (mirrored for a left hand)."""
 
-    def __init__(self, model, model_path: Path, size: int, K, root_depth: float, scale: float, left: bool):
+    def __init__(self, model, model_path: Path, size: int, K, root_depth: float, scale: float, left: bool, views):
         self.model, self.model_path, self.size, self.K = model, model_path, size, K
-        self.root_depth, self.scale, self.left = root_depth, scale, left
+        self.root_depth, self.scale, self.left, self.views = root_depth, scale, left, views
 
     def search(self, rgb: np.ndarray) -> list[np.ndarray]:
         """The first pass: per zoom in SEARCH_ZOOMS, the joints (in the photo's pixels) that the backbone
@@ -184,8 +191,8 @@ class _Camera:
         return found
 
     def see(self, rgb: np.ndarray, x0: int, y0: int, side: int) -> dict:
-        """The square (x0, y0, side) of `rgb` (edges repeated beyond it): joints in the photo's pixels,
-        3D joints, and the heatmaps' mean peak."""
+        """The square (x0, y0, side) of `rgb` (edges repeated beyond it), seen through the views: joints
+        in the photo's pixels, 3D joints, the heatmaps' mean peak, and the views' spread."""
         frame = cv2.resize(_square(rgb, x0, y0, side), (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_AREA)
         K = frame_intrinsics(self.K, x0, y0, side)
         xyz = np.array([[[0.0, 0.0, self.root_depth]] * len(JOINT_NAMES)], np.float32)
@@ -198,13 +205,18 @@ class _Camera:
             "scale": np.array([self.scale], np.float32),
         }
         try:
-            pred = infer(self.model, split, with_peaks=True)
+            pred = infer(self.model, split, with_peaks=True, views=self.views, with_spread=True)
         except ValueError as err:
             raise ValueError(f"{self.model_path}: {err}") from None
         uv, joints = pred["uv"][0], pred["xyz"][0]
         if self.left:
             uv, joints = mirror_uv(uv), mirror(joints, K)[0]
-        return {"uv": uv * side / FRAME_SIZE + [x0, y0], "xyz": joints, "peak": float(pred["peaks"][0].mean())}
+        return {
+            "uv": uv * side / FRAME_SIZE + [x0, y0],
+            "xyz": joints,
+            "peak": float(pred["peaks"][0].mean()),
+            "spread": float(pred["spread"][0]),  # px of the 224 frame, so that squares of any side compare
+        }
 
 
 def _square(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
@@ -237,11 +249,14 @@ def _predict_one(
     rgb = read_rgb(path)
     if box is None:
         seen = [(camera.see(rgb, *crop), crop) for crop in map(framing, camera.search(rgb))]
-        pred, (x0, y0, side) = max(seen, key=lambda candidate: candidate[0]["peak"])
-        if pred["peak"] < FOUND_PEAK:
-            raise ValueError(
-                f"{path}: no hand found (heatmap peak {pred['peak']:.2f} < {FOUND_PEAK}); give --box x,y,w,h"
-            )
+        hands = [candidate for candidate in seen if candidate[0]["peak"] >= FOUND_PEAK]
+        if not hands:
+            peak = max(pred["peak"] for pred, _ in seen)
+            raise ValueError(f"{path}: no hand found (heatmap peak {peak:.2f} < {FOUND_PEAK}); give --box x,y,w,h")
+        # A check per square: framed anew on the joints found in it, a hand is still a hand, whose views
+        # agree; a square around something else drifts to whatever its joints landed on.
+        checks = [camera.see(rgb, *framing(pred["uv"]))["spread"] for pred, _ in hands]
+        pred, (x0, y0, side) = hands[min(range(len(hands)), key=lambda i: (checks[i], -hands[i][0]["peak"]))]
     else:
         x0, y0, side = framing(np.array([[box[0], box[1]], [box[0] + box[2], box[1] + box[3]]]))
         pred = camera.see(rgb, x0, y0, side)
@@ -251,6 +266,7 @@ def _predict_one(
         "hand": hand,
         "crop": [x0, y0, side],
         "peak": round(pred["peak"], 3),
+        "views_spread_px": round(pred["spread"] * side / FRAME_SIZE, 2),  # in the photo's px
         "joints": JOINT_NAMES,
         "uv_px": np.round(pred["uv"], 2).tolist(),
         "xyz_mm": np.round(pred["xyz"] * 1000, 1).tolist(),
