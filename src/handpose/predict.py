@@ -159,7 +159,10 @@ def predict_images(
 class _Camera:
     """One model seeing squares of a photo as its training frames (mirrored for a left hand)."""
 
-    def __init__(self, model, model_path: Path, size: int, K, root_depth: float, scale: float, left: bool, views):
+    def __init__(
+        self, model, model_path: Path, size: int, K, root_depth: float, scale: float, left: bool,
+        views: Sequence[tuple[float, float]],
+    ):  # fmt: skip
         self.model, self.model_path, self.size, self.K = model, model_path, size, K
         self.root_depth, self.scale, self.left, self.views = root_depth, scale, left, views
 
@@ -253,10 +256,13 @@ def _predict_one(
         if not hands:
             peak = max(pred["peak"] for pred, _ in seen)
             raise ValueError(f"{path}: no hand found (heatmap peak {peak:.2f} < {FOUND_PEAK}); give --box x,y,w,h")
-        # A check per square: framed anew on the joints found in it, a hand is still a hand, whose views
+
+        # Each square checked: framed anew on the joints found in it, a hand is still a hand, whose views
         # agree; a square around something else drifts to whatever its joints landed on.
-        checks = [camera.see(rgb, *framing(pred["uv"]))["spread"] for pred, _ in hands]
-        pred, (x0, y0, side) = hands[min(range(len(hands)), key=lambda i: (checks[i], -hands[i][0]["peak"]))]
+        def check(candidate: tuple[dict, tuple]) -> tuple[float, float]:
+            return camera.see(rgb, *framing(candidate[0]["uv"]))["spread"], -candidate[0]["peak"]
+
+        pred, (x0, y0, side) = min(hands, key=check)
     else:
         x0, y0, side = framing(np.array([[box[0], box[1]], [box[0] + box[2], box[1] + box[3]]]))
         pred = camera.see(rgb, x0, y0, side)
